@@ -1,7 +1,7 @@
 """The Parquet feature store: one file per dataset, one row per sample, a `split` column.
 
-Columns: id, video_id, clip_id, split, label, text (nullable), and per modality `m`
-`m` (list of fixed-size float32 vectors, null when the sample lacks it) and `m_len`.
+Columns: id, video_id, clip_id, split, label, raw_text (nullable), and per modality `m`
+`m_feat` (list of fixed-size float32 vectors, null when the sample lacks it) and `m_len`.
 The schema metadata key `grcf` holds JSON: dataset, producer, task, label_range and,
 per modality, its dim and producer.
 """
@@ -65,7 +65,7 @@ def write_store(
         "clip_id": pa.array([str(c) for c in (clip_ids or [""] * n)], pa.string()),
         "split": pa.array(list(splits), pa.string()),
         "label": pa.array(labels, pa.float64()),
-        "text": pa.array(list(texts) if texts is not None else [None] * n, pa.string()),
+        "raw_text": pa.array(list(texts) if texts is not None else [None] * n, pa.string()),
     }
     mod_meta = dict(meta.get("modalities", {}))
     for m, seqs in modalities.items():
@@ -74,7 +74,7 @@ def write_store(
         dim = mod_meta.get(m, {}).get("dim") or _infer_dim(seqs)
         if dim is None:
             raise DataError(path, f"modality {m} is empty for every sample")
-        columns[m], columns[f"{m}_len"] = _sequence_column(path, m, seqs, dim, ids)
+        columns[f"{m}_feat"], columns[f"{m}_len"] = _sequence_column(path, m, seqs, dim, ids)
         mod_meta[m] = {**mod_meta.get(m, {}), "dim": int(dim)}
     for name, values in (extra_columns or {}).items():
         columns[name] = pa.array(values)
@@ -163,17 +163,17 @@ def load_split(path, split: str, modalities=None, max_len: dict | None = None) -
     meta = read_meta(path)
     present = available_modalities(meta)
     modalities = present if modalities is None else [m for m in modalities if m in present]
-    cols = ["id", "label", "text", *modalities, *[f"{m}_len" for m in modalities]]
+    cols = ["id", "label", "raw_text", *[f"{m}_feat" for m in modalities], *[f"{m}_len" for m in modalities]]
     table = pq.read_table(path, columns=cols, filters=[("split", "=", split)])
     out = Split(
         ids=np.asarray(table.column("id").to_pylist(), dtype=object),
         labels=table.column("label").to_numpy().astype(np.float32),
-        texts=table.column("text").to_pylist(),
+        texts=table.column("raw_text").to_pylist(),
     )
     for m in modalities:
         dim = meta["modalities"][m]["dim"]
         cap = (max_len or {}).get(m)
-        out.features[m], out.masks[m] = pad_sequences(table.column(m), dim, cap)
+        out.features[m], out.masks[m] = pad_sequences(table.column(f"{m}_feat"), dim, cap)
     return out
 
 

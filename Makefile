@@ -1,0 +1,31 @@
+# `make run`: set up (if needed) and run the whole pipeline on the embedded dataset.
+# `make test`: set up (if needed) and run the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+CORES ?= 2
+
+.PHONY: run test install bench clean
+
+$(BIN)/grcf: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the CPU wheel first: the project's torch range then installs nothing more
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[workflow,dev]"
+	touch $@
+
+install: $(BIN)/grcf
+
+run: install
+	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
+	@cat results/*/summary.md
+
+test: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+
+bench: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_features.py
+
+clean:
+	rm -rf features runs results logs .snakemake

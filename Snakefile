@@ -1,0 +1,21 @@
+# grcf pipeline: validate -> features -> stage 1 -> stage 2 -> evaluate -> summary -> report.
+# Thin by design: every rule calls one `grcf` subcommand; all settings live in params.yaml.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "params.yaml"
+validate(config, "workflow/schemas/params.schema.yaml")
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        expand("results/{dataset}/summary.md", dataset=config["run"]["datasets"]),
+        expand("results/{dataset}/report.html", dataset=config["run"]["datasets"]),
+    default_target: True

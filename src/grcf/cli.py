@@ -1,0 +1,249 @@
+"""The `grcf` command: one subcommand per pipeline step; rules and stages only call these."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import GrcfError
+
+
+def _params(args):
+    from .config import load_params
+
+    return load_params(args.params)
+
+
+def _add_params(p):
+    p.add_argument("--params", default="params.yaml", help="the pipeline configuration (default: params.yaml)")
+
+
+def _add_run(p):
+    _add_params(p)
+    p.add_argument("--dataset", required=True, help="a dataset name from params.yaml `datasets`")
+    p.add_argument("--variant", required=True, help="a variant name from params.yaml `variants`")
+    p.add_argument("--seed", type=int, required=True, help="the run's seed (initial weights, batch order)")
+    p.add_argument("--features", required=True, type=Path, help="the dataset's feature store (Parquet)")
+
+
+# ---------------------------------------------------------------- features
+
+
+def feature_options(params: dict, dataset: str) -> tuple[str, str | None, dict]:
+    """(source kind, source path, options) for one dataset, feature settings merged in."""
+    from .config import dataset_config
+
+    ds = dataset_config(params, dataset)
+    options = {**params.get("features", {}), **{k: v for k, v in ds.items() if k not in ("source", "path")}}
+    options.update(dataset=dataset, device=params.get("device", "auto"))
+    return ds["source"], ds.get("path"), options
+
+
+def build_features(kind: str, src, out, options: dict):
+    if kind == "embedded":
+        from .datasets import embedded
+
+        return embedded.build(out, {**options.get("generator", {}), "dataset": options.get("dataset", "embedded")})
+    if src is None:
+        raise GrcfError(f"dataset source {kind!r} needs a `path`")
+    module = {"mmsa_pickle": "mmsa_pickle", "mmsa_raw": "mmsa_raw", "urfunny": "urfunny", "mustard": "mustard"}.get(kind)
+    if module is None:
+        raise GrcfError(f"unknown dataset source {kind!r}")
+    import importlib
+
+    return importlib.import_module(f"grcf.datasets.{module}").build(src, out, options)
+
+
+def cmd_features_build(args):
+    params = _params(args)
+    kind, src, options = feature_options(params, args.dataset)
+    build_features(kind, src, args.out, options)
+    print(f"wrote {args.out}")
+
+
+def _cmd_features_kind(kind):
+    def run(args):
+        options = {}
+        if Path(args.params).exists():
+            options.update(_params(args).get("features", {}))
+        for key in ("dataset", "split", "text_model", "workers", "on_error", "fps"):
+            value = getattr(args, key, None)
+            if value is None:
+                continue
+            if key == "text_model":
+                options["text"] = {**options.get("text", {}), "model": value}
+            elif key == "fps":
+                options["vision"] = {**options.get("vision", {}), "fps": value}
+            else:
+                options[key] = value
+        if getattr(args, "modalities", None):
+            options["modalities"] = args.modalities.split(",")
+        build_features(kind, getattr(args, "src", None), args.out, options)
+        print(f"wrote {args.out}")
+
+    return run
+
+
+# ---------------------------------------------------------------- training and evaluation
+
+
+def _setup_logging():
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def cmd_train_stage1(args):
+    from .config import resolve_run
+    from .train import train_stage1
+
+    cfg = resolve_run(_params(args), args.dataset, args.variant)
+    info = train_stage1(cfg, args.features, args.out, args.log, args.seed)
+    print(f"stage 1 {args.dataset}/{args.variant}/seed{args.seed}: best epoch {info['best_epoch']} "
+          f"({info['select']}={info['best_score']})")
+
+
+def cmd_train_stage2(args):
+    from .config import resolve_run
+    from .train import train_stage2
+
+    cfg = resolve_run(_params(args), args.dataset, args.variant)
+    info = train_stage2(cfg, args.features, args.init, args.out, args.log, args.seed)
+    print(f"stage 2 {args.dataset}/{args.variant}/seed{args.seed}: best epoch {info['best_epoch']} "
+          f"({info['select']}={info['best_score']})")
+
+
+def cmd_evaluate(args):
+    from .config import resolve_run
+    from .evaluate import evaluate_run
+
+    cfg = resolve_run(_params(args), args.dataset, args.variant)
+    result = evaluate_run(cfg, args.features, args.model, args.out_dir, args.seed)
+    print(" ".join(f"{k}={v:.4f}" for k, v in result["test"].items()))
+
+
+def cmd_summarize(args):
+    from .summarize import summarize
+
+    params = _params(args)
+    summarize(args.runs, args.dataset, params["run"]["variants"], params["run"]["seeds"], args.out_dir)
+    print((Path(args.out_dir) / "summary.md").read_text())
+
+
+def cmd_report(args):
+    from .report import write_report
+
+    params = _params(args)
+    write_report(args.runs, args.dataset, params["run"]["variants"], params["run"]["seeds"], args.summary_dir, args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_validate(args):
+    from .validate import main as validate_main
+
+    return validate_main(args)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="grcf", description=__doc__)
+    ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("features", help="build a dataset's Parquet feature store")
+    fsub = f.add_subparsers(dest="kind", required=True)
+    p = fsub.add_parser("build", help="build the store of a dataset named in params.yaml (what the pipeline runs)")
+    _add_params(p)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_features_build)
+    p = fsub.add_parser("embedded", help="write the embedded synthetic dataset")
+    p.add_argument("out", type=Path)
+    _add_params(p)
+    p.set_defaults(func=lambda a: (build_features("embedded", None, a.out, _params(a)["datasets"]["embedded"]
+                                                  if Path(a.params).exists() else {}), print(f"wrote {a.out}")))
+    for kind, src_help, extra in [
+        ("mmsa", "an MMSA pickle (train/valid/test of id, text, audio, vision, labels)", ()),
+        ("raw", "a folder with label.csv and Raw/<video_id>/<clip_id>.mp4", ("text_model", "workers", "on_error", "fps", "modalities")),
+        ("urfunny", "the folder holding the UR-FUNNY pickles", ("text_model", "modalities")),
+        ("mustard", "sarcasm_data.json (split_indices.p beside it for 5-fold)", ("text_model", "split")),
+    ]:
+        p = fsub.add_parser(kind, help=f"{src_help} -> Parquet")
+        p.add_argument("src", type=Path, help=src_help)
+        p.add_argument("out", type=Path, help="the Parquet file to write")
+        _add_params(p)
+        p.add_argument("--dataset", help="dataset name recorded in the metadata")
+        if "text_model" in extra:
+            p.add_argument("--text-model", dest="text_model", help="HF model name or local path ('default': offline MiniLM)")
+        if "workers" in extra:
+            p.add_argument("--workers", type=int, help="parallel clip workers")
+            p.add_argument("--on-error", dest="on_error", choices=["fail", "skip"], help="an unreadable clip fails the step or is skipped")
+            p.add_argument("--fps", type=float, help="video frames per second to analyse")
+        if "modalities" in extra:
+            p.add_argument("--modalities", help="comma-separated subset of text,audio,vision")
+        if "split" in extra:
+            p.add_argument("--split", help="speaker_independent or fold0..fold4")
+        real_kind = {"mmsa": "mmsa_pickle", "raw": "mmsa_raw"}.get(kind, kind)
+        p.set_defaults(func=_cmd_features_kind(real_kind))
+
+    p = sub.add_parser("validate", help="check a dataset or feature store before any training")
+    p.add_argument("path", type=Path, nargs="?", help="MMSA pickle, MMSA raw folder, UR-FUNNY folder, MUStARD json or Parquet store")
+    p.add_argument("--kind", choices=["mmsa_pickle", "mmsa_raw", "urfunny", "mustard", "parquet"], help="default: guessed")
+    p.add_argument("--params", default=None, help="params.yaml; with --dataset, validate that dataset's source")
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--out", type=Path, default=None, help="also write the report as JSON here (a pipeline stamp)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train-stage1", help="stage 1: group-wise ranking; best epoch by the validation ranking score")
+    _add_run(p)
+    p.add_argument("--out", required=True, type=Path, help="stage-1 checkpoint (.pt)")
+    p.add_argument("--log", required=True, type=Path, help="per-epoch log (CSV)")
+    p.set_defaults(func=cmd_train_stage1)
+
+    p = sub.add_parser("train-stage2", help="stage 2: calibration from the stage-1 checkpoint; best epoch by validation MAE")
+    _add_run(p)
+    p.add_argument("--init", required=True, type=Path, help="the stage-1 checkpoint")
+    p.add_argument("--out", required=True, type=Path, help="stage-2 checkpoint (.pt)")
+    p.add_argument("--log", required=True, type=Path, help="per-epoch log (CSV)")
+    p.set_defaults(func=cmd_train_stage2)
+
+    p = sub.add_parser("evaluate", help="metrics.json (test, valid beside it), predictions.csv, run_info.json")
+    _add_run(p)
+    p.add_argument("--model", required=True, type=Path, help="the stage-2 checkpoint")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("summarize", help="mean ± std over seeds and paired comparisons (CSV, Markdown, JSON)")
+    _add_params(p)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--runs", default="runs", type=Path, help="root of runs/<dataset>/<variant>/seed<k>")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser("report", help="a self-contained HTML report with the table and plots")
+    _add_params(p)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--runs", default="runs", type=Path)
+    p.add_argument("--summary-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_report)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        rc = args.func(args)
+    except GrcfError as e:
+        if args.verbose:
+            raise
+        print(f"grcf: error: {e}", file=sys.stderr)
+        return 1
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Build a feature store from an MMSA raw folder: `label.csv` plus `Raw/<video_id>/<clip_id>.mp4`.
+
+Text features come from label.csv for every row; audio and vision only for rows whose clip
+exists (boolean column `has_media`); other rows are text-only. A per-run log of failed clips
+and dropped rows is written beside the output as `<out>.log.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .. import MODALITIES
+from ..atomic import write_json
+from ..errors import DataError
+from ..store import SPLITS, write_store
+
+log = logging.getLogger(__name__)
+
+ID_SEP = "$_$"  # MMSA's id convention, so raw and pickle stores share ids
+REQUIRED = ("video_id", "clip_id", "text", "label", "mode")
+MEDIA_EXT = ".mp4"
+
+
+def log_path(out) -> Path:
+    return Path(str(out) + ".log.json")
+
+
+def build(root, out, options: dict | None = None) -> Path:
+    options = dict(options or {})
+    root, out = Path(root), Path(out)
+    modalities = list(options.get("modalities") or MODALITIES)
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise DataError(root, f"unknown modalities {unknown}; expected a subset of {list(MODALITIES)}")
+    on_error = options.get("on_error", "fail")
+    if on_error not in ("fail", "skip"):
+        raise DataError(root, f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    text_opts = {"model": "default", "max_length": 64, "batch_size": 64, **(options.get("text") or {})}
+    audio_opts = {"sample_rate": 16000, "hop_seconds": 0.04, "backend": "librosa", **(options.get("audio") or {})}
+    vision_opts = {"fps": 5, **(options.get("vision") or {})}
+    label_range = [float(x) for x in options.get("label_range", (-3.0, 3.0))]
+    report = {"root": str(root), "out": str(out), "on_error": on_error, "failed_clips": [], "dropped_rows": [], "no_face_clips": []}
+
+    rows = _read_labels(root / "label.csv", label_range)
+    # rows with no transcript cannot have text features
+    keep = []
+    for r in rows:
+        if "text" in modalities and not r["text"].strip():
+            if on_error == "fail":
+                raise DataError(root / "label.csv", "empty text (use on_error=skip to drop the row)", record=r["id"])
+            report["dropped_rows"].append({"id": r["id"], "line": r["line"], "reason": "empty text"})
+            log.warning("%s: dropping row %s: empty text", root / "label.csv", r["id"])
+            continue
+        keep.append(r)
+    rows = keep
+    if not rows:
+        raise DataError(root / "label.csv", "no usable rows")
+
+    n = len(rows)
+    audio: list = [None] * n
+    vision: list = [None] * n
+    has_media = np.zeros(n, dtype=bool)
+    media_mods = [m for m in ("audio", "vision") if m in modalities]
+    clips = [(i, root / "Raw" / r["video_id"] / f"{r['clip_id']}{MEDIA_EXT}") for i, r in enumerate(rows)]
+    clips = [(i, p) for i, p in clips if p.exists()]
+    if media_mods and clips:
+        for i, path, a, v, info, err in _extract_all(clips, media_mods, audio_opts, vision_opts, int(options.get("workers", 1))):
+            rid = rows[i]["id"]
+            if err is not None:
+                report["failed_clips"].append({"id": rid, "clip": str(path), "error": err})
+                if on_error == "fail":
+                    write_json(log_path(out), report)
+                    raise DataError(path, f"clip failed: {err}", record=rid)
+                log.warning("%s [%s]: skipped clip, row kept text-only: %s", path, rid, err)
+                continue
+            has_media[i] = True
+            audio[i] = a
+            if v is not None and v.shape[0] == 0:  # no face in any frame: vision missing, not zeros
+                report["no_face_clips"].append({"id": rid, "clip": str(path), **info})
+                v = None
+            vision[i] = v
+
+    feats, mod_meta = {}, {}
+    if "text" in modalities:
+        from ..features.text import encode_texts, resolve_model_name
+
+        feats["text"] = encode_texts(
+            [r["text"] for r in rows], model=text_opts["model"], max_length=int(text_opts["max_length"]),
+            batch_size=int(text_opts["batch_size"]), device=options.get("device", "cpu"),
+            progress=options.get("progress", True), source=root / "label.csv",
+        )
+        mod_meta["text"] = {"producer": f"transformers:{text_opts['model']}", "model_path": resolve_model_name(text_opts["model"]),
+                            "max_length": int(text_opts["max_length"]), "level": "token"}
+    if "audio" in modalities:
+        from ..features.audio import AUDIO_DIM
+
+        feats["audio"] = audio
+        dim = AUDIO_DIM if audio_opts["backend"] == "librosa" else _infer(audio, 25)
+        mod_meta["audio"] = {"producer": f"{audio_opts['backend']}@{audio_opts['hop_seconds']}s", "dim": dim,
+                             "sample_rate": int(audio_opts["sample_rate"]), "hop_seconds": float(audio_opts["hop_seconds"])}
+    if "vision" in modalities:
+        from ..features.vision import VISION_DIM
+
+        feats["vision"] = vision
+        mod_meta["vision"] = {"producer": f"opencv-haar@{vision_opts['fps']}fps", "dim": VISION_DIM, "fps": float(vision_opts["fps"])}
+
+    report.update(n_rows=n, n_clips_found=len(clips), n_with_media=int(has_media.sum()))
+    write_json(log_path(out), report)
+    meta = {
+        "dataset": options.get("dataset") or root.name,
+        "producer": "mmsa_raw",
+        "task": "regression",
+        "label_range": label_range,
+        "source": str(root),
+        "modalities": mod_meta,
+    }
+    return write_store(
+        out, ids=[r["id"] for r in rows], splits=[r["mode"] for r in rows], labels=[r["label"] for r in rows],
+        modalities=feats, meta=meta, video_ids=[r["video_id"] for r in rows], clip_ids=[r["clip_id"] for r in rows],
+        texts=[r["text"] for r in rows],
+        extra_columns={"has_media": has_media.tolist(), "annotation": [r["annotation"] for r in rows]},
+    )
+
+
+def _infer(seqs, default):
+    for s in seqs:
+        if s is not None:
+            return int(s.shape[1])
+    return default
+
+
+def _read_labels(path, label_range):
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(path, "label.csv not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e:
+        raise DataError(path, f"cannot read CSV ({type(e).__name__}: {e})") from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {missing}; expected MMSA layout {','.join(REQUIRED)}")
+    lo, hi = label_range
+    rows = []
+    for k, r in enumerate(df.to_dict("records")):
+        rid = f"{r['video_id']}{ID_SEP}{r['clip_id']}"
+        try:
+            label = float(r["label"])
+        except ValueError:
+            raise DataError(path, f"line {k + 2}: label {r['label']!r} is not a number", record=rid) from None
+        if not math.isfinite(label) or not lo <= label <= hi:
+            raise DataError(path, f"line {k + 2}: label {label} outside {lo}..{hi}", record=rid)
+        mode = r["mode"].strip().lower()
+        if mode not in SPLITS:
+            raise DataError(path, f"line {k + 2}: mode {r['mode']!r} is not one of {SPLITS}", record=rid)
+        rows.append({"id": rid, "line": k + 2, "video_id": r["video_id"], "clip_id": r["clip_id"], "text": r["text"] or "",
+                     "label": label, "mode": mode, "annotation": r.get("annotation") or None})
+    return rows
+
+
+def _extract_one(job):
+    """Worker: (i, path, audio [T,Da] | None, vision [T,Dv] | None, info, error | None)."""
+    i, path, mods, audio_opts, vision_opts = job
+    try:
+        a = v = None
+        info = {}
+        if "audio" in mods:
+            from ..features.audio import extract_audio
+
+            a = extract_audio(path, sample_rate=int(audio_opts["sample_rate"]), hop_seconds=float(audio_opts["hop_seconds"]),
+                              backend=audio_opts["backend"])
+        if "vision" in mods:
+            from ..features.vision import extract_vision
+
+            v, info = extract_vision(path, fps=float(vision_opts["fps"]))
+        return i, path, a, v, info, None
+    except DataError as e:
+        return i, path, None, None, {}, str(e).split(": ", 1)[-1]
+    except Exception as e:  # a bug or odd file must not kill the whole pool
+        return i, path, None, None, {}, f"{type(e).__name__}: {e}"
+
+
+def _init_worker():
+    import cv2
+
+    cv2.setNumThreads(1)  # one clip per process; nested threads only oversubscribe
+
+
+def _extract_all(clips, mods, audio_opts, vision_opts, workers):
+    from tqdm.auto import tqdm
+
+    jobs = [(i, p, mods, audio_opts, vision_opts) for i, p in clips]
+    bar = tqdm(total=len(jobs), desc="clips", unit="clip")
+    try:
+        if workers <= 1:
+            for job in jobs:
+                yield _extract_one(job)
+                bar.update(1)
+            return
+        # fork where available: workers never touch torch/OpenMP (the fork-unsafe part), and spawn
+        # would re-run the caller's __main__, which breaks for `python -c` / stdin callers
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+            for res in pool.map(_extract_one, jobs, chunksize=1):
+                yield res
+                bar.update(1)
+    finally:
+        bar.close()

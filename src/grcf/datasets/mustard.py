@@ -1,0 +1,203 @@
+"""MUStARD (sarcasm detection) from sarcasm_data.json into a grcf feature store (text only).
+
+Splits: "speaker_independent" (test = the FRIENDS clips) or "fold0".."fold4" from the released
+split_indices.p beside the json. In both, valid is a seeded label-stratified slice of train, so
+model selection never sees test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..safe_pickle import safe_load
+from ..store import write_store
+
+log = logging.getLogger(__name__)
+
+SPLIT_FILE = "split_indices.p"
+SPEAKER_INDEPENDENT = "speaker_independent"
+TEST_SHOW = "FRIENDS"
+REQUIRED = ("utterance", "speaker", "context", "context_speakers", "show", "sarcasm")
+PRODUCER = "grcf.datasets.mustard"
+
+
+def fold_names(json_path) -> list[str]:
+    """Splits available for this json: speaker_independent, plus fold0.. when split_indices.p exists."""
+    path = Path(json_path).with_name(SPLIT_FILE)
+    names = [SPEAKER_INDEPENDENT]
+    if path.exists():
+        names += [f"fold{i}" for i in range(len(_load_folds(path)))]
+    return names
+
+
+def build(json_path, out, options: dict | None = None, text_encoder=None) -> Path:
+    """Write the MUStARD feature store to `out`; returns `out`.
+
+    options: split (default speaker_independent), valid_fraction (0.1), seed (0),
+    use_context (True), text {model, max_length, batch_size, device}, dataset, progress.
+    """
+    options = dict(options or {})
+    json_path, out = Path(json_path), Path(out)
+    split = options.get("split", SPEAKER_INDEPENDENT)
+    valid_fraction = float(options.get("valid_fraction", 0.1))
+    if not 0.0 <= valid_fraction < 1.0:
+        raise DataError(json_path, f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    seed = int(options.get("seed", 0))
+    use_context = bool(options.get("use_context", True))
+
+    records = _read_json(json_path, use_context)
+    ids = list(records)
+    labels = np.array([1.0 if records[i]["sarcasm"] else 0.0 for i in ids])
+
+    if split == SPEAKER_INDEPENDENT:
+        is_test = np.array([records[i]["show"] == TEST_SHOW for i in ids])
+        train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+        if not test_idx.size or not train_idx.size:
+            raise DataError(json_path, f"speaker-independent split needs both {TEST_SHOW} and other shows")
+    elif isinstance(split, str) and split.startswith("fold") and split[4:].isdigit():
+        split_path = json_path.with_name(SPLIT_FILE)
+        if not split_path.exists():
+            raise DataError(split_path, f"split {split!r} needs the MUStARD split file beside the json")
+        folds = _load_folds(split_path)
+        k = int(split[4:])
+        if k >= len(folds):
+            raise DataError(split_path, f"split {split!r} requested but the file has {len(folds)} folds")
+        train_idx, test_idx = _fold_indices(split_path, folds[k], len(ids), split)
+    else:
+        raise DataError(json_path, f"unknown split {split!r}; expected {SPEAKER_INDEPENDENT} or fold0..fold4")
+
+    valid_idx = _carve_valid(train_idx, labels, valid_fraction, seed)
+    train_idx = np.setdiff1d(train_idx, valid_idx)
+    assign = np.full(len(ids), "", dtype=object)
+    assign[train_idx], assign[valid_idx], assign[test_idx] = "train", "valid", "test"
+    keep = np.flatnonzero(assign != "")
+    if keep.size < len(ids):
+        log.warning("mustard: %d clips are in neither train nor test of %s; left out", len(ids) - keep.size, split)
+
+    sel = [ids[i] for i in keep]
+    texts = [_text(records[i], use_context) for i in sel]
+    text_opts = dict(options.get("text") or {})
+    model = text_opts.get("model", "default")
+    if text_encoder is None:
+        from ..features.text import encode_texts as text_encoder
+    feats = text_encoder(
+        texts,
+        model=model,
+        max_length=int(text_opts.get("max_length", 64)),
+        batch_size=int(text_opts.get("batch_size", 64)),
+        device=text_opts.get("device", "cpu"),
+        progress=options.get("progress", True),
+    )
+    if len(feats) != len(texts):
+        raise DataError(json_path, f"text encoder returned {len(feats)} arrays for {len(texts)} texts")
+
+    meta = {
+        "dataset": options.get("dataset", "mustard"),
+        "producer": PRODUCER,
+        "task": "classification",
+        "label_range": [0, 1],
+        "modalities": {"text": {"producer": f"text:{model}", "max_length": int(text_opts.get("max_length", 64))}},
+        "source": {"json": str(json_path), "split": split, "valid_fraction": valid_fraction,
+                   "seed": seed, "use_context": use_context},
+    }
+    write_store(
+        out, ids=sel, splits=[str(s) for s in assign[keep]], labels=labels[keep],
+        modalities={"text": feats}, meta=meta, video_ids=sel, clip_ids=sel, texts=texts,
+        extra_columns={"show": [records[i]["show"] for i in sel], "speaker": [records[i]["speaker"] for i in sel]},
+    )
+    log.info("mustard: wrote %s (%s: %s)", out, split,
+             {s: int((assign[keep] == s).sum()) for s in ("train", "valid", "test")})
+    return out
+
+
+def _read_json(path: Path, use_context: bool) -> dict:
+    if not path.exists():
+        raise DataError(path, "MUStARD json not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)  # dicts keep file order, which split_indices.p indexes
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(path, f"not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not data:
+        raise DataError(path, "expected a non-empty JSON object keyed by clip id")
+    for cid, rec in data.items():
+        if not isinstance(rec, dict):
+            raise DataError(path, "record is not an object", record=cid)
+        for key in REQUIRED:
+            if key not in rec:
+                raise DataError(path, f"missing key {key!r}", record=cid)
+        for key in ("utterance", "speaker", "show"):
+            if not isinstance(rec[key], str):
+                raise DataError(path, f"{key} must be a string", record=cid)
+        if not isinstance(rec["sarcasm"], bool):
+            raise DataError(path, f"sarcasm must be true/false, got {rec['sarcasm']!r}", record=cid)
+        for key in ("context", "context_speakers"):
+            if not isinstance(rec[key], list) or not all(isinstance(c, str) for c in rec[key]):
+                raise DataError(path, f"{key} must be a list of strings", record=cid)
+        if use_context and len(rec["context"]) != len(rec["context_speakers"]):
+            raise DataError(path, f"{len(rec['context'])} context lines but "
+                            f"{len(rec['context_speakers'])} context speakers", record=cid)
+        if not rec["utterance"].strip():
+            raise DataError(path, "empty utterance", record=cid)
+    return data
+
+
+def _text(rec: dict, use_context: bool) -> str:
+    # speaker-prefixed lines keep who-said-what, which sarcasm often hinges on
+    lines = []
+    if use_context:
+        lines += [f"{s}: {c.strip()}" for s, c in zip(rec["context_speakers"], rec["context"])]
+    lines.append(f"{rec['speaker']}: {rec['utterance'].strip()}")
+    return " ".join(lines)
+
+
+def _load_folds(path: Path) -> list:
+    folds = safe_load(path, encoding="latin1")  # written by Python 2 with numpy arrays
+    if not isinstance(folds, (list, tuple)) or not folds:
+        raise DataError(path, f"expected a list of (train, test) index pairs, got {type(folds).__name__}")
+    for k, pair in enumerate(folds):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise DataError(path, "fold is not a (train, test) pair", record=f"fold{k}")
+    return list(folds)
+
+
+def _fold_indices(path: Path, pair, n: int, name: str):
+    parts = []
+    for role, idx in zip(("train", "test"), pair):
+        a = np.asarray(idx).reshape(-1)
+        if a.size and not np.issubdtype(a.dtype, np.integer):
+            if not (np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a))):
+                raise DataError(path, f"{role} indices are not integers", record=name)
+        a = a.astype(np.int64)
+        bad = a[(a < 0) | (a >= n)]
+        if bad.size:
+            raise DataError(path, f"{role} index {int(bad[0])} out of range 0..{n - 1}", record=name)
+        if np.unique(a).size != a.size:
+            raise DataError(path, f"{role} indices repeat", record=name)
+        parts.append(a)
+    both = np.intersect1d(*parts)
+    if both.size:
+        raise DataError(path, f"index {int(both[0])} is in both train and test", record=name)
+    if not parts[1].size:
+        raise DataError(path, "test indices are empty", record=name)
+    return parts[0], parts[1]
+
+
+def _carve_valid(train_idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded, label-stratified slice of train; each class keeps at least one train sample."""
+    if fraction <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels[train_idx]):
+        members = np.sort(train_idx[labels[train_idx] == c])
+        k = int(round(fraction * members.size))
+        k = min(max(k, 1), members.size - 1)  # >=1 so valid sees every class when it can
+        if k > 0:
+            picked.append(rng.permutation(members)[:k])
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,34 @@
+"""Evaluate a trained run: metrics on test (valid beside it), predictions.csv, run_info.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import write_json, write_text
+from .metrics import compute as compute_metrics
+from .provenance import run_record
+from .train import load_checkpoint, load_tensors, pick_device, predict
+
+
+def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int) -> dict:
+    out_dir = Path(out_dir)
+    device = pick_device(cfg["device"])
+    model, ckpt = load_checkpoint(model_path, device)
+    result = {"dataset": cfg["dataset"], "variant": cfg["variant"], "seed": seed}
+    rows = {"id": [], "split": [], "label": [], "prediction": []}
+    for split in ("valid", "test"):
+        data = load_tensors(features, split, cfg, device)
+        pred = predict(model, data)
+        labels = data.labels.cpu().numpy()
+        result[split] = compute_metrics(cfg["metrics"], pred, labels)
+        rows["id"] += list(data.ids)
+        rows["split"] += [split] * len(pred)
+        rows["label"] += labels.tolist()
+        rows["prediction"] += pred.tolist()
+    # CSV so that `dvc plots` can draw the predicted-vs-true scatter from it
+    write_text(out_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False))
+    write_json(out_dir / "run_info.json", run_record(cfg, seed, str(device)))
+    write_json(out_dir / "metrics.json", result)
+    return result

@@ -1,0 +1,1 @@
+"""Feature extractors: text (transformer hidden states), audio (librosa/openSMILE), vision (OpenCV faces)."""

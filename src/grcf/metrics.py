@@ -1,0 +1,131 @@
+"""Evaluation metrics with MMSA's definitions (MOSI/MOSEI, CH-SIMS) and binary tasks.
+
+Values are returned unrounded; MMSA rounds to 4 decimals only for display.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.metrics import accuracy_score, f1_score
+
+
+def _as_arrays(pred, true):
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    true = np.asarray(true, dtype=np.float64).reshape(-1)
+    if pred.shape != true.shape:
+        raise ValueError(f"pred has {pred.size} values, true {true.size}")
+    if pred.size == 0:
+        raise ValueError("no samples to evaluate")
+    if not (np.isfinite(pred).all() and np.isfinite(true).all()):
+        raise ValueError("pred or true contains NaN or inf")
+    return pred, true
+
+
+def _corr(a, b) -> float:
+    if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return 0.0  # undefined for a constant predictor; 0 is what "no linear relation" means here
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _spearman(a, b) -> float:
+    if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return 0.0
+    return float(spearmanr(a, b).statistic)
+
+
+def _multiclass_acc(pred, true) -> float:
+    return float(np.sum(np.round(pred) == np.round(true)) / float(len(true)))
+
+
+def regression_metrics(pred, true) -> dict:
+    """MMSA's __eval_mosei_regression (MOSI/MOSEI), plus Spearman."""
+    pred, true = _as_arrays(pred, true)
+    out = {}
+    non0 = true != 0
+    if non0.any():
+        out["Non0_acc_2"] = float(accuracy_score(true[non0] > 0, pred[non0] > 0))
+        out["Non0_F1_score"] = float(f1_score(true[non0] > 0, pred[non0] > 0, average="weighted"))
+    else:
+        out["Non0_acc_2"] = out["Non0_F1_score"] = float("nan")
+    out["Has0_acc_2"] = float(accuracy_score(true >= 0, pred >= 0))
+    out["Has0_F1_score"] = float(f1_score(true >= 0, pred >= 0, average="weighted"))
+    out["Mult_acc_5"] = _multiclass_acc(np.clip(pred, -2, 2), np.clip(true, -2, 2))
+    out["Mult_acc_7"] = _multiclass_acc(np.clip(pred, -3, 3), np.clip(true, -3, 3))
+    out["MAE"] = float(np.mean(np.abs(pred - true)))
+    out["Corr"] = _corr(pred, true)
+    out["Spearman"] = _spearman(pred, true)
+    return out
+
+
+def _bins(x, edges):
+    out = np.zeros_like(x)
+    for i in range(len(edges) - 1):
+        out[(x > edges[i]) & (x <= edges[i + 1])] = i
+    return out
+
+
+def sims_metrics(pred, true) -> dict:
+    """MMSA's __eval_sims_regression: both arrays clipped to [-1, 1] first."""
+    pred, true = _as_arrays(pred, true)
+    pred, true = np.clip(pred, -1, 1), np.clip(true, -1, 1)
+    e2, e3, e5 = [-1.01, 0.0, 1.01], [-1.01, -0.1, 0.1, 1.01], [-1.01, -0.7, -0.1, 0.1, 0.7, 1.01]
+    p2, t2 = _bins(pred, e2), _bins(true, e2)
+    return {
+        "Mult_acc_2": _multiclass_acc(p2, t2),
+        "Mult_acc_3": _multiclass_acc(_bins(pred, e3), _bins(true, e3)),
+        "Mult_acc_5": _multiclass_acc(_bins(pred, e5), _bins(true, e5)),
+        "F1_score": float(f1_score(t2, p2, average="weighted")),
+        "MAE": float(np.mean(np.abs(pred - true))),
+        "Corr": _corr(pred, true),
+        "Spearman": _spearman(pred, true),
+    }
+
+
+def binary_metrics(logits, labels) -> dict:
+    """Accuracy and weighted F1 at logit 0, ROC-AUC (NaN with one class), for humor/sarcasm."""
+    from sklearn.metrics import roc_auc_score
+
+    logits, labels = _as_arrays(logits, labels)
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError("binary labels must be 0 or 1")
+    pred, true = logits > 0, labels > 0.5
+    auc = float(roc_auc_score(true, logits)) if len(np.unique(true)) == 2 else float("nan")
+    return {
+        "acc": float(accuracy_score(true, pred)),
+        "f1_weighted": float(f1_score(true, pred, average="weighted")),
+        "auc": auc,
+        "Spearman": _spearman(logits, labels),
+    }
+
+
+METRIC_SETS = {"mosi": regression_metrics, "sims": sims_metrics, "binary": binary_metrics}
+# which direction is better, for selection and for the paired comparisons
+LOWER_IS_BETTER = {"MAE"}
+
+
+def compute(kind: str, pred, true) -> dict:
+    try:
+        fn = METRIC_SETS[kind]
+    except KeyError:
+        raise ValueError(f"unknown metric set {kind!r}; expected one of {sorted(METRIC_SETS)}") from None
+    return fn(pred, true)
+
+
+def selection_score(name: str, pred, true) -> float:
+    """A validation score where higher is better (MAE is negated)."""
+    pred, true = _as_arrays(pred, true)
+    if name == "corr":
+        return _corr(pred, true)
+    if name == "spearman":
+        return _spearman(pred, true)
+    if name == "mae":
+        return -float(np.mean(np.abs(pred - true)))
+    if name == "acc":
+        return float(np.mean((pred > 0) == (true > 0.5)))
+    if name == "auc":
+        from sklearn.metrics import roc_auc_score
+
+        t = true > 0.5
+        return float(roc_auc_score(t, pred)) if len(np.unique(t)) == 2 else 0.5
+    raise ValueError(f"unknown selection score {name!r}")

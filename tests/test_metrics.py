@@ -1,0 +1,65 @@
+"""MMSA metric definitions against values worked out by hand (see comments)."""
+
+import numpy as np
+import pytest
+
+from grcf.metrics import binary_metrics, regression_metrics, selection_score, sims_metrics
+
+PRED = [1.4, -0.6, 0.2, 2.4, -2.5]
+TRUE = [1.0, 0.0, -0.4, 3.0, -1.8]
+
+
+def test_mosi_metrics_by_hand():
+    m = regression_metrics(PRED, TRUE)
+    # has-0: truth>=0 TTFTF vs pred>=0 TFTTF -> 3/5; weighted F1 (3*2/3 + 2*1/2)/5
+    assert m["Has0_acc_2"] == pytest.approx(0.6)
+    assert m["Has0_F1_score"] == pytest.approx(0.6)
+    # non-0 drops the truth-0 sample: TFTF vs TTTF -> 3/4; F1 (2*0.8 + 2*2/3)/4
+    assert m["Non0_acc_2"] == pytest.approx(0.75)
+    assert m["Non0_F1_score"] == pytest.approx((2 * 0.8 + 2 * 2 / 3) / 4)
+    # 7 classes: round(clip(.,-3,3)), half to even: pred 1,-1,0,2,-2 vs true 1,0,0,3,-2 -> 3/5
+    assert m["Mult_acc_7"] == pytest.approx(0.6)
+    # 5 classes: clip to [-2,2] first: pred 1,-1,0,2,-2 vs true 1,0,0,2,-2 -> 4/5
+    assert m["Mult_acc_5"] == pytest.approx(0.8)
+    assert m["MAE"] == pytest.approx((0.4 + 0.6 + 0.6 + 0.6 + 0.7) / 5)
+    p, t = np.array(PRED), np.array(TRUE)
+    corr = ((p - p.mean()) * (t - t.mean())).sum() / np.sqrt(((p - p.mean()) ** 2).sum() * ((t - t.mean()) ** 2).sum())
+    assert m["Corr"] == pytest.approx(corr)
+    # ranks of pred 4,2,3,5,1 and truth 4,3,2,5,1: 1 - 6*sum(d^2)/(n(n^2-1)) = 1 - 6*2/120
+    assert m["Spearman"] == pytest.approx(0.9)
+
+
+def test_round_half_to_even_is_numpy_round():
+    m = regression_metrics([0.5, 1.5, -2.5], [0.0, 2.0, -2.0])
+    assert m["Mult_acc_7"] == pytest.approx(1.0)
+
+
+def test_sims_metrics_by_hand():
+    m = sims_metrics([-0.8, 0.05, 0.5, 1.5, -0.05], [-1.0, 0.0, 0.8, 0.6, 0.2])
+    # clipped pred -0.8,0.05,0.5,1.0,-0.05; 2 bins 01110 vs 00111 -> 3/5
+    assert m["Mult_acc_2"] == pytest.approx(0.6)
+    assert m["Mult_acc_3"] == pytest.approx(0.8)  # 01221 vs 01222
+    assert m["Mult_acc_5"] == pytest.approx(0.4)  # 02342 vs 02433
+    assert m["F1_score"] == pytest.approx((2 * 0.5 + 3 * 2 / 3) / 5)
+    assert m["MAE"] == pytest.approx(1.2 / 5)
+
+
+def test_binary_metrics_by_hand():
+    m = binary_metrics([2.0, -1.0, 0.5, -0.2], [1, 0, 0, 1])
+    assert m["acc"] == pytest.approx(0.5)
+    assert m["f1_weighted"] == pytest.approx(0.5)
+    assert m["auc"] == pytest.approx(0.75)  # 3 of the 4 positive-negative pairs ordered right
+
+
+def test_constant_predictor_has_zero_corr_and_bad_input_raises():
+    assert regression_metrics([0.0] * 4, [1.0, -1.0, 2.0, 0.5])["Corr"] == 0.0
+    with pytest.raises(ValueError, match="NaN"):
+        regression_metrics([np.nan, 1.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="values"):
+        regression_metrics([1.0], [0.0, 1.0])
+
+
+def test_selection_scores_higher_is_better():
+    assert selection_score("mae", [1.0, 2.0], [1.0, 1.0]) == pytest.approx(-0.5)
+    assert selection_score("corr", PRED, TRUE) == pytest.approx(regression_metrics(PRED, TRUE)["Corr"])
+    assert selection_score("acc", [1.0, -1.0], [1.0, 1.0]) == pytest.approx(0.5)

@@ -1,0 +1,192 @@
+import json
+import pickle
+import zlib
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from grcf.datasets import mustard
+from grcf.errors import DataError
+from grcf.store import load_split, read_meta
+
+DIM = 8
+
+
+def fake_encoder(texts, *, model="default", max_length=64, batch_size=64, device="cpu", progress=True):
+    """Hashed bag-of-words: one deterministic DIM-vector per word."""
+    out = []
+    for t in texts:
+        words = t.split()[:max_length] or [""]
+        out.append(np.asarray([np.random.default_rng(zlib.crc32(w.encode())).standard_normal(DIM) for w in words],
+                              dtype=np.float32))
+    return out
+
+
+SHOWS = ["BBT", "FRIENDS", "BBT", "GOLDENGIRLS", "FRIENDS", "SARCASMOHOLICS",
+         "BBT", "FRIENDS", "BBT", "BBT", "FRIENDS", "GOLDENGIRLS",
+         "BBT", "BBT", "SARCASMOHOLICS", "BBT", "GOLDENGIRLS", "BBT", "BBT", "BBT"]
+N = len(SHOWS)
+SARC = [i % 2 == 0 for i in range(N)]
+IDS = [f"{i % 3 + 1}_{100 + 7 * i}" for i in range(N)]
+
+
+def make_json(d, **override):
+    data = {}
+    for i, cid in enumerate(IDS):
+        data[cid] = {
+            "utterance": f"utterance number {i}",
+            "speaker": f"SPK{i % 4}",
+            "context": [f"context one {i}", f"context two {i}"],
+            "context_speakers": ["ALICE", "BOB"],
+            "show": SHOWS[i],
+            "sarcasm": SARC[i],
+        }
+    for cid, rec in override.items():
+        data[cid] = rec
+    path = d / "sarcasm_data.json"
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def fold_pairs():
+    idx = np.arange(N)
+    return [(np.setdiff1d(idx, idx[k::5]), idx[k::5]) for k in range(5)]
+
+
+def make_folds(d, pairs=None):
+    with open(d / "split_indices.p", "wb") as f:
+        pickle.dump(pairs if pairs is not None else fold_pairs(), f, protocol=2)
+
+
+def split_ids(out):
+    return {s: list(load_split(out, s).ids) for s in ("train", "valid", "test")}
+
+
+def test_speaker_independent(tmp_path):
+    path = make_json(tmp_path)
+    out = tmp_path / "m.parquet"
+    assert mustard.build(path, out, {"valid_fraction": 0.25, "seed": 3, "dataset": "mus"}, text_encoder=fake_encoder) == out
+    got = split_ids(out)
+    friends = [c for c, s in zip(IDS, SHOWS) if s == "FRIENDS"]
+    assert got["test"] == friends
+    rest = [c for c in IDS if c not in friends]
+    assert sorted(got["train"] + got["valid"]) == sorted(rest)
+    assert got["valid"] and not set(got["valid"]) & set(got["train"])
+    # stratified: both labels reach valid
+    valid = load_split(out, "valid")
+    assert set(valid.labels.tolist()) == {0.0, 1.0}
+
+    meta = read_meta(out)
+    assert meta["dataset"] == "mus" and meta["task"] == "classification" and meta["label_range"] == [0, 1]
+    assert set(meta["modalities"]) == {"text"} and meta["modalities"]["text"]["dim"] == DIM
+
+    by_id = {r["id"]: r for r in pq.read_table(out, columns=["id", "show", "speaker", "label"]).to_pylist()}
+    texts = {}
+    for split in ("train", "valid", "test"):
+        s = load_split(out, split)
+        texts.update(zip(s.ids, s.texts))
+    for i, cid in enumerate(IDS):
+        r = by_id[cid]
+        assert r["show"] == SHOWS[i] and r["speaker"] == f"SPK{i % 4}"
+        assert r["label"] == float(SARC[i])
+        assert texts[cid] == f"ALICE: context one {i} BOB: context two {i} SPK{i % 4}: utterance number {i}"
+
+
+def test_valid_reproducible_with_seed(tmp_path):
+    path = make_json(tmp_path)
+    runs = {}
+    for name, seed in [("a", 1), ("b", 1), ("c", 2), ("d", 5), ("e", 9)]:
+        out = tmp_path / f"{name}.parquet"
+        mustard.build(path, out, {"valid_fraction": 0.25, "seed": seed}, text_encoder=fake_encoder)
+        runs[name] = split_ids(out)
+    assert runs["a"] == runs["b"]
+    assert any(runs[k]["valid"] != runs["a"]["valid"] for k in "cde")
+    assert all(r["test"] == runs["a"]["test"] for r in runs.values())
+
+
+def test_no_context_and_no_valid(tmp_path):
+    path = make_json(tmp_path)
+    out = tmp_path / "m.parquet"
+    mustard.build(path, out, {"use_context": False, "valid_fraction": 0.0}, text_encoder=fake_encoder)
+    assert len(load_split(out, "valid")) == 0
+    s = load_split(out, "test")
+    assert s.texts == [f"SPK{i % 4}: utterance number {i}" for i in range(N) if SHOWS[i] == "FRIENDS"]
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_fold_splits_match_indices(tmp_path, k):
+    path = make_json(tmp_path)
+    make_folds(tmp_path)
+    out = tmp_path / "m.parquet"
+    mustard.build(path, out, {"split": f"fold{k}", "valid_fraction": 0.2, "seed": 0}, text_encoder=fake_encoder)
+    train_idx, test_idx = fold_pairs()[k]
+    got = split_ids(out)
+    assert got["test"] == [IDS[i] for i in test_idx]
+    assert sorted(got["train"] + got["valid"]) == sorted(IDS[i] for i in train_idx)
+    assert got["valid"]
+
+
+def test_fold_names(tmp_path):
+    path = make_json(tmp_path)
+    assert mustard.fold_names(path) == ["speaker_independent"]
+    make_folds(tmp_path)
+    assert mustard.fold_names(path) == ["speaker_independent", "fold0", "fold1", "fold2", "fold3", "fold4"]
+
+
+def _bad_json(d):
+    p = make_json(d)
+    p.write_text(p.read_text()[:-10])
+
+
+def _missing_key(d):
+    make_json(d, **{IDS[4]: {"utterance": "x", "speaker": "S", "context": [], "context_speakers": [], "show": "BBT"}})
+
+
+def _non_bool(d):
+    make_json(d, **{IDS[2]: {"utterance": "x", "speaker": "S", "context": [], "context_speakers": [],
+                             "show": "BBT", "sarcasm": 1}})
+
+
+def _index_out_of_range(d):
+    make_json(d)
+    pairs = fold_pairs()
+    pairs[1] = (np.append(pairs[1][0], N), pairs[1][1])
+    make_folds(d, pairs)
+
+
+def _split_file_missing(d):
+    make_json(d)
+
+
+def _overlap(d):
+    make_json(d)
+    pairs = fold_pairs()
+    pairs[1] = (pairs[1][0], np.append(pairs[1][1], pairs[1][0][0]))
+    make_folds(d, pairs)
+
+
+@pytest.mark.parametrize(
+    "corrupt, split, file, record",
+    [
+        (_bad_json, "speaker_independent", "sarcasm_data.json", None),
+        (_missing_key, "speaker_independent", "sarcasm_data.json", f"[{IDS[4]}]"),
+        (_non_bool, "speaker_independent", "sarcasm_data.json", f"[{IDS[2]}]"),
+        (_index_out_of_range, "fold1", "split_indices.p", "[fold1]"),
+        (_overlap, "fold1", "split_indices.p", "[fold1]"),
+        (_split_file_missing, "fold0", "split_indices.p", None),
+        (_split_file_missing, "fold_x", "sarcasm_data.json", None),
+    ],
+)
+def test_malformed_inputs_raise_and_write_nothing(tmp_path, corrupt, split, file, record):
+    src = tmp_path / "src"
+    src.mkdir()
+    corrupt(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError) as e:
+        mustard.build(src / "sarcasm_data.json", out / "m.parquet", {"split": split}, text_encoder=fake_encoder)
+    assert file in str(e.value)
+    if record:
+        assert record in str(e.value)
+    assert list(out.iterdir()) == []

@@ -1,0 +1,20 @@
+# Test metrics (valid beside them), predictions and the reproducibility record of one run.
+
+
+rule evaluate:
+    input:
+        features="features/{dataset}.parquet",
+        model=RUN + "/stage2.pt",
+        code=SRC,
+    output:
+        metrics=RUN + "/metrics.json",
+        predictions=RUN + "/predictions.csv",
+        info=RUN + "/run_info.json",
+    params:
+        settings=lambda w: run_settings(w, "metrics", "modalities", "device", "model"),
+    log:
+        "logs/" + RUN + "/evaluate.log",
+    shell:
+        "grcf evaluate --params params.yaml --dataset {wildcards.dataset} --variant {wildcards.variant}"
+        " --seed {wildcards.seed} --features {input.features} --model {input.model} --out-dir runs/{wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed}"
+        " > {log} 2>&1"

@@ -1,0 +1,34 @@
+# Check the source cheaply first (a bad dataset fails in seconds, before any GPU job),
+# then build the Parquet feature store.
+
+
+rule validate:
+    input:
+        sources=dataset_sources,
+        code=SRC,
+    output:
+        "features/{dataset}.validation.json",
+    params:
+        settings=dataset_settings,
+    log:
+        "logs/validate/{dataset}.log",
+    shell:
+        "grcf validate --params params.yaml --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+
+
+rule features:
+    input:
+        validation="features/{dataset}.validation.json",
+        sources=dataset_sources,
+        code=SRC,
+    output:
+        "features/{dataset}.parquet",
+    params:
+        settings=dataset_settings,
+    threads: config.get("features", {}).get("workers", 1)
+    resources:
+        mem_mb=8000,
+    log:
+        "logs/features/{dataset}.log",
+    shell:
+        "grcf features build --params params.yaml --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

@@ -1,0 +1,37 @@
+# One table per dataset (mean +- std over seeds, paired comparisons) and an HTML report.
+
+
+rule summarize:
+    input:
+        metrics=runs_of(RUN + "/metrics.json"),
+        code=SRC,
+    output:
+        csv="results/{dataset}/summary.csv",
+        md="results/{dataset}/summary.md",
+        json="results/{dataset}/summary.json",
+        comparisons="results/{dataset}/comparisons.csv",
+    params:
+        run=lambda w: as_json(config["run"]),
+    log:
+        "logs/summarize/{dataset}.log",
+    shell:
+        "grcf summarize --params params.yaml --dataset {wildcards.dataset} --runs runs"
+        " --out-dir results/{wildcards.dataset} > {log} 2>&1"
+
+
+rule report:
+    input:
+        summary="results/{dataset}/summary.csv",
+        predictions=runs_of(RUN + "/predictions.csv"),
+        logs1=runs_of(RUN + "/stage1_log.csv"),
+        logs2=runs_of(RUN + "/stage2_log.csv"),
+        code=SRC,
+    output:
+        "results/{dataset}/report.html",
+    params:
+        run=lambda w: as_json(config["run"]),
+    log:
+        "logs/report/{dataset}.log",
+    shell:
+        "grcf report --params params.yaml --dataset {wildcards.dataset} --runs runs"
+        " --summary-dir results/{wildcards.dataset} --out {output} > {log} 2>&1"
