@@ -65,23 +65,24 @@ def make_video(path, *, audio=True, seconds=1.0):
         vs = c.add_stream("mpeg4", rate=10)
         vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
         streams = [vs]
+        if audio:  # every stream must exist before the first packet is muxed
+            sr = 16000
+            s = c.add_stream("aac", rate=sr)
+            s.layout = "mono"
+            streams.append(s)
         for _ in range(int(10 * seconds)):
             for p in vs.encode(av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")):
                 c.mux(p)
         if audio:
-            sr = 16000
             t = np.arange(int(sr * seconds)) / sr
             w = (0.3 * np.sin(2 * np.pi * (150 + 50 * t) * t)).astype(np.float32)
-            s = c.add_stream("aac", rate=sr)
-            s.layout = "mono"
-            streams.append(s)
             for k in range(0, w.size, 1024):
                 fr = av.AudioFrame.from_ndarray(w[None, k:k + 1024], format="fltp", layout="mono")
                 fr.sample_rate, fr.pts = sr, k
                 for p in s.encode(fr):
                     c.mux(p)
-        for s in streams:
-            for p in s.encode():
+        for st in streams:
+            for p in st.encode():
                 c.mux(p)
     return path
 
@@ -134,12 +135,12 @@ def test_build_raw(tmp_path):
     meta = read_meta(out)
     assert meta["producer"] == "mmsa_raw" and meta["label_range"] == [-3.0, 3.0]
     assert {m: meta["modalities"][m]["dim"] for m in ("text", "audio", "vision")} == {"text": 384, "audio": 45, "vision": 82}
-    t = pq.read_table(out, columns=["id", "split", "label", "text", "has_media", "audio_len", "vision_len", "text_len"]).to_pylist()
+    t = pq.read_table(out, columns=["id", "split", "label", "raw_text", "has_media", "audio_len", "vision_len", "text_len"]).to_pylist()
     by_id = {r["id"]: r for r in t}
     assert set(by_id) == {f"{v}$_${c}" for v, c in wanted}
     for v, c in wanted:
         r, src = by_id[f"{v}$_${c}"], rows[(v, c)]
-        assert r["split"] == src["mode"] and r["text"] == src["text"] and r["label"] == pytest.approx(float(src["label"]))
+        assert r["split"] == src["mode"] and r["raw_text"] == src["text"] and r["label"] == pytest.approx(float(src["label"]))
         assert r["text_len"] > 0
         media = (v, c) in CLIPS
         assert r["has_media"] is media

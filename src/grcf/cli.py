@@ -42,12 +42,26 @@ def feature_options(params: dict, dataset: str) -> tuple[str, str | None, dict]:
 
 
 def build_features(kind: str, src, out, options: dict):
+    if options.get("device", "auto") == "auto":  # resolved here, not in params, so a job's settings don't depend on the node
+        from .train import pick_device
+
+        options = {**options, "device": str(pick_device("auto"))}
     if kind == "embedded":
         from .datasets import embedded
 
         return embedded.build(out, {**options.get("generator", {}), "dataset": options.get("dataset", "embedded")})
     if src is None:
         raise GrcfError(f"dataset source {kind!r} needs a `path`")
+    if kind == "parquet":  # an existing store: check it reads, then copy it into place atomically
+        import shutil
+
+        from .atomic import atomic_path
+        from .store import read_meta
+
+        read_meta(src)
+        with atomic_path(out) as tmp:
+            shutil.copyfile(src, tmp)
+        return out
     module = {"mmsa_pickle": "mmsa_pickle", "mmsa_raw": "mmsa_raw", "urfunny": "urfunny", "mustard": "mustard"}.get(kind)
     if module is None:
         raise GrcfError(f"unknown dataset source {kind!r}")
@@ -60,6 +74,12 @@ def cmd_features_build(args):
     params = _params(args)
     kind, src, options = feature_options(params, args.dataset)
     build_features(kind, src, args.out, options)
+    print(f"wrote {args.out}")
+
+
+def cmd_features_embedded(args):
+    options = _params(args)["datasets"]["embedded"] if Path(args.params).exists() else {}
+    build_features("embedded", None, args.out, options)
     print(f"wrote {args.out}")
 
 
@@ -162,8 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = fsub.add_parser("embedded", help="write the embedded synthetic dataset")
     p.add_argument("out", type=Path)
     _add_params(p)
-    p.set_defaults(func=lambda a: (build_features("embedded", None, a.out, _params(a)["datasets"]["embedded"]
-                                                  if Path(a.params).exists() else {}), print(f"wrote {a.out}")))
+    p.set_defaults(func=cmd_features_embedded)
     for kind, src_help, extra in [
         ("mmsa", "an MMSA pickle (train/valid/test of id, text, audio, vision, labels)", ()),
         ("raw", "a folder with label.csv and Raw/<video_id>/<clip_id>.mp4", ("text_model", "workers", "on_error", "fps", "modalities")),

@@ -33,12 +33,38 @@ class ModalityEncoder(nn.Module):
         return pooled * present[:, None], present.to(h.dtype)
 
 
+class TextTransformerEncoder(nn.Module):
+    """A Hugging Face encoder fine-tuned end to end on token ids; masked mean pooling."""
+
+    def __init__(self, name: str, hidden: int, dropout: float):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        from .features.text import resolve_model_name
+
+        path = resolve_model_name(name)
+        # weights come from the checkpoint when one is loaded; from_pretrained gives the start point
+        self.transformer = AutoModel.from_pretrained(path)
+        width = AutoConfig.from_pretrained(path).hidden_size
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.GELU())
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
+        out = self.transformer(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        m = mask.unsqueeze(-1).to(out.dtype)
+        pooled = (out * m).sum(1) / m.sum(1).clamp_min(1.0)
+        present = mask.any(dim=1)
+        return self.proj(pooled) * present[:, None], present.to(pooled.dtype)
+
+
 class FusionRegressor(nn.Module):
-    def __init__(self, dims: dict[str, int], hidden: int = 64, dropout: float = 0.1):
+    def __init__(self, dims: dict[str, int], hidden: int = 64, dropout: float = 0.1, text_encoder: str | None = None):
         super().__init__()
         self.modalities = list(dims)
         self.dims = dict(dims)
-        self.encoders = nn.ModuleDict({m: ModalityEncoder(d, hidden, dropout) for m, d in dims.items()})
+        self.encoders = nn.ModuleDict({m: ModalityEncoder(d, hidden, dropout) for m, d in dims.items()
+                                       if not (m == "text" and text_encoder)})
+        if text_encoder:
+            self.encoders["text"] = TextTransformerEncoder(text_encoder, hidden, dropout)
         n = len(dims)
         self.head = nn.Sequential(
             nn.Linear(n * hidden + n, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
@@ -65,7 +91,15 @@ class FusionRegressor(nn.Module):
 
 
 def build_model(dims: dict[str, int], model_cfg: dict) -> FusionRegressor:
-    return FusionRegressor(dims, hidden=model_cfg["hidden"], dropout=model_cfg["dropout"])
+    text = model_cfg.get("text_encoder") or {}
+    return FusionRegressor(dims, hidden=model_cfg["hidden"], dropout=model_cfg["dropout"],
+                           text_encoder=text.get("name") if text.get("finetune") else None)
+
+
+def encoder_parameters(model: FusionRegressor) -> list:
+    """Parameters of a fine-tuned transformer (their own learning rate); empty otherwise."""
+    enc = model.encoders["text"] if "text" in model.encoders else None
+    return list(enc.transformer.parameters()) if isinstance(enc, TextTransformerEncoder) else []
 
 
 def masked_stats(x, mask):

@@ -27,7 +27,7 @@ from .atomic import atomic_path, write_text
 from .errors import GrcfError
 from .metrics import compute as compute_metrics
 from .metrics import selection_score
-from .model import build_model, masked_stats
+from .model import ModalityEncoder, build_model, encoder_parameters, masked_stats
 from .store import available_modalities, load_split, read_meta
 
 log = logging.getLogger(__name__)
@@ -67,24 +67,49 @@ class Tensors:
         return {m: x[idx] for m, x in self.features.items()}, {m: k[idx] for m, k in self.masks.items()}
 
 
+def finetune_cfg(cfg: dict) -> dict | None:
+    text = cfg["model"].get("text_encoder") or {}
+    return text if text.get("finetune") else None
+
+
 def load_tensors(features_path, split: str, cfg: dict, device) -> Tensors:
     meta = read_meta(features_path)
     mods = cfg.get("modalities") or available_modalities(meta)
     s = load_split(features_path, split, modalities=mods, max_len=cfg["model"].get("max_len"))
     if len(s) == 0:
         raise GrcfError(f"{features_path}: split {split!r} is empty")
+    features = {m: torch.from_numpy(x) for m, x in s.features.items()}
+    masks = {m: torch.from_numpy(x) for m, x in s.masks.items()}
+    ft = finetune_cfg(cfg)
+    if ft:  # the transformer reads token ids of the raw text instead of precomputed features
+        features["text"], masks["text"] = tokenize(features_path, s, ft)
     return Tensors(
         ids=s.ids,
         labels=torch.from_numpy(s.labels).to(device),
-        features={m: torch.from_numpy(x).to(device) for m, x in s.features.items()},
-        masks={m: torch.from_numpy(x).to(device) for m, x in s.masks.items()},
+        features={m: x.to(device) for m, x in features.items()},
+        masks={m: x.to(device) for m, x in masks.items()},
     )
+
+
+def tokenize(features_path, split, ft: dict):
+    from transformers import AutoTokenizer
+
+    from .features.text import resolve_model_name
+
+    missing = [i for i, t in zip(split.ids, split.texts) if not t]
+    if missing:
+        raise GrcfError(f"{features_path}: fine-tuning needs raw text, but sample {missing[0]} has none")
+    tok = AutoTokenizer.from_pretrained(resolve_model_name(ft["name"]))
+    enc = tok(list(split.texts), padding=True, truncation=True, max_length=ft.get("max_length", 64), return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"].bool()
 
 
 def new_model(train: Tensors, cfg: dict, device):
     dims = {m: x.shape[-1] for m, x in train.features.items()}
     model = build_model(dims, cfg["model"])
     for m in dims:  # standardise inputs with train statistics only
+        if not isinstance(model.encoders[m], ModalityEncoder):
+            continue
         mean, std = masked_stats(train.features[m].cpu(), train.masks[m].cpu())
         model.set_input_stats(m, mean, std)
     return model.to(device)
@@ -113,18 +138,30 @@ def predict(model, data: Tensors, batch_size: int = 512, raw: bool = False) -> n
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
         feats, masks = data.take(idx)
-        out.append((model.score(feats, masks) if raw else model(feats, masks)).float().cpu())
+        with autocast(data.labels.device):
+            out.append((model.score(feats, masks) if raw else model(feats, masks)).float().cpu())
     return torch.cat(out).numpy()
 
 
 def make_optimizer(model, stage_cfg: dict):
+    """One learning rate for the fusion model, `encoder_lr` for a fine-tuned transformer."""
+    enc = encoder_parameters(model)
+    enc_ids = {id(p) for p in enc}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in enc_ids]}]
+    if enc:
+        groups.append({"params": enc, "lr": stage_cfg.get("encoder_lr", stage_cfg["lr"])})
     kw = dict(lr=stage_cfg["lr"], weight_decay=stage_cfg["weight_decay"])
     name = stage_cfg["optimizer"]
     if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), **kw)
+        return torch.optim.AdamW(groups, **kw)
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), **kw)
-    return torch.optim.SGD(model.parameters(), momentum=0.9, **kw)
+        return torch.optim.Adam(groups, **kw)
+    return torch.optim.SGD(groups, momentum=0.9, **kw)
+
+
+def autocast(device):
+    # bf16 on CUDA (Ampere and newer); full precision on CPU, where reproducibility is tested
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 # ------------------------------------------------------------------ the loop
@@ -159,7 +196,9 @@ def fit(model, train: Tensors, valid: Tensors, *, stage_cfg, loss_fn, select, me
             if len(idx) < 2:  # a group of one has nothing to compare or calibrate against
                 continue
             feats, masks = train.take(idx)
-            loss = loss_fn(model(feats, masks), train.labels[idx])
+            with autocast(train.labels.device):
+                pred = model(feats, masks).float()
+            loss = loss_fn(pred, train.labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if stage_cfg.get("grad_clip"):

@@ -11,6 +11,7 @@ import logging
 import math
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,9 @@ def build(root, out, options: dict | None = None) -> Path:
     report = {"root": str(root), "out": str(out), "on_error": on_error, "failed_clips": [], "dropped_rows": [], "no_face_clips": []}
 
     rows = _read_labels(root / "label.csv", label_range)
+    # group rows by split (stable): the store's row groups then hold one split each, so
+    # load_split decodes only its own groups
+    rows.sort(key=lambda r: SPLITS.index(r["mode"]))
     # rows with no transcript cannot have text features
     keep = []
     for r in rows:
@@ -70,7 +74,8 @@ def build(root, out, options: dict | None = None) -> Path:
     clips = [(i, root / "Raw" / r["video_id"] / f"{r['clip_id']}{MEDIA_EXT}") for i, r in enumerate(rows)]
     clips = [(i, p) for i, p in clips if p.exists()]
     if media_mods and clips:
-        for i, path, a, v, info, err in _extract_all(clips, media_mods, audio_opts, vision_opts, int(options.get("workers", 1))):
+        for i, path, a, v, info, err in _extract_all(clips, media_mods, audio_opts, vision_opts, int(options.get("workers", 1)),
+                                                   progress=options.get("progress", True)):
             rid = rows[i]["id"]
             if err is not None:
                 report["failed_clips"].append({"id": rid, "clip": str(path), "error": err})
@@ -193,23 +198,31 @@ def _init_worker():
     cv2.setNumThreads(1)  # one clip per process; nested threads only oversubscribe
 
 
-def _extract_all(clips, mods, audio_opts, vision_opts, workers):
+def _extract_all(clips, mods, audio_opts, vision_opts, workers, progress=True):
     from tqdm.auto import tqdm
 
     jobs = [(i, p, mods, audio_opts, vision_opts) for i, p in clips]
-    bar = tqdm(total=len(jobs), desc="clips", unit="clip")
+    bar = tqdm(total=len(jobs), desc="clips", unit="clip", disable=not progress)
     try:
         if workers <= 1:
             for job in jobs:
                 yield _extract_one(job)
                 bar.update(1)
             return
-        # fork where available: workers never touch torch/OpenMP (the fork-unsafe part), and spawn
-        # would re-run the caller's __main__, which breaks for `python -c` / stdin callers
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-            for res in pool.map(_extract_one, jobs, chunksize=1):
-                yield res
+        # spawn, not fork: forking a parent that already runs torch/opensmile/tqdm threads
+        # deadlocked workers in testing; spawn costs ~2 s of imports per worker instead
+        ctx = mp.get_context("spawn")
+        done = 0
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+                for res in pool.map(_extract_one, jobs, chunksize=1):
+                    yield res
+                    done += 1
+                    bar.update(1)
+        except BrokenProcessPool as e:  # e.g. spawn cannot re-import a `python - <script` main
+            log.warning("process pool failed (%s); extracting the remaining %d clips serially", e, len(jobs) - done)
+            for job in jobs[done:]:
+                yield _extract_one(job)
                 bar.update(1)
     finally:
         bar.close()

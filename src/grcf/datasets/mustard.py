@@ -90,7 +90,7 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
         model=model,
         max_length=int(text_opts.get("max_length", 64)),
         batch_size=int(text_opts.get("batch_size", 64)),
-        device=text_opts.get("device", "cpu"),
+        device=text_opts.get("device", options.get("device", "cpu")),
         progress=options.get("progress", True),
     )
     if len(feats) != len(texts):

@@ -55,7 +55,7 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
     columns: dict[str, list] = {}
     meta_mods: dict[str, dict] = {}
     if "text" in modalities:
-        text_opts = dict(options.get("text") or {})
+        text_opts = {"device": options.get("device", "cpu"), **(options.get("text") or {})}
         model = text_opts.get("model", "default")
         if text_encoder is None:
             from ..features.text import encode_texts as text_encoder

@@ -23,7 +23,10 @@ VISION_FEATURES = (
     + [f"patch{i}" for i in range(PATCH * PATCH)]
 )
 VISION_DIM = len(VISION_FEATURES)
-DETECT_WIDTH = 320  # detect on a downscaled frame: ~4x faster, faces in talking-head clips are large
+# detect on a downscaled frame with a coarse scale step: ~3x faster than 320 px / 1.1 and the
+# same boxes on MOSI clips, whose talking-head faces span a third of the frame or more
+DETECT_WIDTH = 240
+SCALE_FACTOR = 1.15
 
 _cascades = {}
 
@@ -85,7 +88,7 @@ def extract_vision(path, *, fps: float = 5) -> tuple[np.ndarray, dict]:
         H, W = gray.shape
         scale = min(1.0, DETECT_WIDTH / W)
         small = cv2.equalizeHist(cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray)
-        faces = face_c.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        faces = face_c.detectMultiScale(small, scaleFactor=SCALE_FACTOR, minNeighbors=5, minSize=(24, 24))
         if len(faces) == 0:
             continue
         x, y, w, h = (np.asarray(max(faces, key=lambda b: b[2] * b[3])) / scale).astype(int)

@@ -1,0 +1,185 @@
+"""The DVC side of the pipeline (dvc.yaml) on the shrunk embedded dataset, in a tmp git repo.
+
+One full ``dvc repro``, then status/metrics/plots, a parameter change, the
+engine interplay (Snakemake reruns stage 2 in the same dir, ``dvc commit -f``
+records it) and push / pull through a local remote.  The tests build on each
+other in file order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
+    from conftest import copy_project, dry_run, dvc, edit_params, read_params, run_cmd, snakemake
+except ImportError:  # tests/ is a package
+    from tests.conftest import copy_project, dry_run, dvc, edit_params, read_params, run_cmd, snakemake
+
+pytestmark = pytest.mark.slow
+
+VARIANTS = ("grcf", "pointwise", "static_pairwise")
+SEEDS = (0, 1)
+RUNS = [(v, s) for v in VARIANTS for s in SEEDS]
+RUN_STAGES = ("train_stage1", "train_stage2", "evaluate")
+
+
+def cached_outputs(project: Path) -> list[Path]:
+    """The outputs DVC caches (cache: true): what push/pull moves."""
+    return [project / "features" / "embedded.parquet"] + [
+        project / "runs" / "embedded" / v / f"seed{s}" / name
+        for v, s in RUNS for name in ("stage1.pt", "stage2.pt")]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def status(project: Path) -> dict:
+    _, out = dvc(project, "status", "--json")
+    return json.loads(out[out.index("{"):])
+
+
+def stages_run(output: str) -> Counter:
+    """Stages ``dvc repro`` ran (or would run, with --dry): Counter of stage base names."""
+    return Counter(m.split("@")[0] for m in re.findall(r"^Running stage '([^']+)'", output, re.M))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git + DVC repo holding the shrunk pipeline, reproduced once with ``dvc repro``."""
+    root = tmp_path_factory.mktemp("dvc")
+    project = copy_project(root / "project")
+    git = lambda *a: run_cmd(["git", *a], project)  # noqa: E731
+    git("init", "-q")
+    git("config", "user.email", "grcf-tests@example.invalid")
+    git("config", "user.name", "grcf tests")
+    git("config", "commit.gpgsign", "false")
+    dvc(project, "init", "-q")
+    dvc(project, "config", "core.analytics", "false")
+    dvc(project, "remote", "add", "-d", "local", root / "remote")
+    git("add", "-A")
+    git("commit", "-q", "-m", "pipeline")
+    t0 = time.monotonic()
+    _, out = dvc(project, "repro")
+    print(f"\n[timing] full `dvc repro` (shrunk embedded, 3 variants x 2 seeds, serial): "
+          f"{time.monotonic() - t0:.1f} s")
+    n = len(RUNS)
+    assert stages_run(out) == Counter(validate=1, features=1, train_stage1=n, train_stage2=n,
+                                      evaluate=n, summarize=1, report=1), out[-3000:]
+    return project
+
+
+def test_repro_outputs_and_clean_status(project):
+    assert status(project) == {}
+    for path in cached_outputs(project):
+        assert path.is_file(), path
+    for v, s in RUNS:
+        metrics = json.loads((project / "runs/embedded" / v / f"seed{s}" / "metrics.json").read_text())
+        assert {"test", "valid"} <= set(metrics)
+    assert (project / "results/embedded/report.html").is_file()
+    assert (project / "dvc.lock").is_file()
+
+
+def test_metrics_show_lists_runs_and_summary(project):
+    _, out = dvc(project, "metrics", "show", "--json")
+    shown = json.loads(out[out.index("{"):])
+    paths = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k.endswith(".json"):
+                    paths.add(k)
+                walk(v)
+
+    walk(shown)
+    expected = {f"runs/embedded/{v}/seed{s}/metrics.json" for v, s in RUNS}
+    expected.add("results/embedded/summary.json")
+    assert expected <= paths, (sorted(paths), out[:2000])
+    # the values themselves are there (a GRCF test Corr)
+    _, table = dvc(project, "metrics", "show")
+    assert "runs/embedded/grcf/seed0/metrics.json" in table and "test.Corr" in table, table[:3000]
+
+
+def test_plots_show_writes_html(project, tmp_path):
+    out_dir = tmp_path / "plots"
+    dvc(project, "plots", "show", "-o", out_dir)
+    index = out_dir / "index.html"
+    assert index.is_file()
+    html = index.read_text()
+    for name in ("stage1_log.csv", "stage2_log.csv", "predictions.csv"):
+        assert name in html, name
+
+
+def test_stage2_lr_change_is_seen_by_dvc(project):
+    params = read_params(project)
+    lr = params["stage2"]["lr"]
+    edit_params(project, {"stage2.lr": lr * 4})
+    n = len(RUNS)
+    # DVC reports the stages whose own deps/params changed: stage 2 of every run ...
+    changed = status(project)
+    assert Counter(name.split("@")[0] for name in changed) == Counter(train_stage2=n), changed
+    for name, reasons in changed.items():
+        assert "params.yaml" in json.dumps(reasons), reasons
+    # ... and `repro` would rerun those and everything downstream of them, nothing upstream
+    # (plain --dry cannot know that stage 2's outputs will change, so it lists stage 2 only)
+    _, out = dvc(project, "repro", "--dry", "--force-downstream")
+    assert stages_run(out) == Counter(train_stage2=n, evaluate=n, summarize=1, report=1), out[-3000:]
+    _, out = dvc(project, "repro", "--dry")
+    assert stages_run(out) == Counter(train_stage2=n), out[-3000:]
+    # back to what dvc.lock records (nothing was run)
+    edit_params(project, {"stage2.lr": lr})
+    assert status(project) == {}
+
+
+def test_snakemake_run_then_dvc_commit(project):
+    """Engine interplay: Snakemake reruns steps in the DVC repo, `dvc commit -f` records them."""
+    n = len(RUNS)
+    run_dirs = [project / "runs/embedded" / v / f"seed{s}" for v, s in RUNS]
+    produced = [d / name for d in run_dirs for name in ("metrics.json", "predictions.csv")]
+    produced += [project / "results/embedded" / name
+                 for name in ("summary.csv", "summary.md", "summary.json", "comparisons.csv")]
+    by_dvc = {p: (p.stat().st_mtime_ns, sha256(p)) for p in produced}
+    cached = {p: sha256(p) for p in cached_outputs(project)}
+    # Snakemake has no metadata for the files DVC made; the DVC outputs' mtimes
+    # are in DAG order, so it plans only what is forced (evaluate) and downstream
+    expected = Counter(evaluate=n, summarize=1, report=1, all=1)
+    assert dry_run(project, "--forcerun", "evaluate") == expected
+    t0 = time.monotonic()
+    snakemake(project, "--cores", "2", "--forcerun", "evaluate")
+    print(f"\n[timing] Snakemake rerun of evaluate + summarize + report in the DVC repo: "
+          f"{time.monotonic() - t0:.1f} s")
+    # the same commands give the same files, whichever engine ran them
+    for p, (mtime, digest) in by_dvc.items():
+        assert p.stat().st_mtime_ns != mtime, f"{p} was not rewritten"
+        assert sha256(p) == digest, f"{p}: Snakemake wrote different bytes than DVC"
+    assert {p: sha256(p) for p in cached} == cached
+
+    # whatever DVC now sees as stale is downstream of what Snakemake reran
+    stale = Counter(name.split("@")[0] for name in status(project))
+    assert set(stale) <= {"evaluate", "summarize", "report"}, stale
+    dvc(project, "commit", "-f")
+    assert status(project) == {}
+    _, out = dvc(project, "repro")
+    assert stages_run(out) == Counter(), out[-3000:]
+    assert "didn't change, skipping" in out, out[-3000:]
+
+
+def test_push_then_pull_restores_identical_files(project, tmp_path):
+    dvc(project, "push")
+    digests = {p: sha256(p) for p in cached_outputs(project)}
+    for path in digests:
+        path.unlink()
+    shutil.rmtree(project / ".dvc" / "cache")
+    assert status(project) != {}
+    dvc(project, "pull")
+    assert {p: sha256(p) for p in digests if p.is_file()} == digests
+    assert status(project) == {}

@@ -1,0 +1,129 @@
+"""The Snakemake pipeline end to end on the shrunk embedded dataset, and its rerun triggers.
+
+One full run (module fixture), then dry runs, one partial run (stage2.lr
+changed) and a last dry run (a feature parameter changed).  The tests build on
+each other in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
+    from conftest import copy_project, dry_run, edit_params, read_params, snakemake
+except ImportError:  # tests/ is a package
+    from tests.conftest import copy_project, dry_run, edit_params, read_params, snakemake
+
+pytestmark = pytest.mark.slow
+
+VARIANTS = ("grcf", "pointwise", "static_pairwise")
+SEEDS = (0, 1)
+RUNS = [(v, s) for v in VARIANTS for s in SEEDS]
+
+
+def run_dir(project: Path, variant: str, seed: int) -> Path:
+    return project / "runs" / "embedded" / variant / f"seed{seed}"
+
+
+def snapshot(paths):
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in paths}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The shrunk pipeline, run once to the end."""
+    project = copy_project(tmp_path_factory.mktemp("smk") / "project")
+    t0 = time.monotonic()
+    snakemake(project, "--cores", "2")
+    print(f"\n[timing] full Snakemake run (shrunk embedded, 3 variants x 2 seeds, --cores 2): "
+          f"{time.monotonic() - t0:.1f} s")
+    return project
+
+
+def test_full_run_outputs(project):
+    results = project / "results" / "embedded"
+    summary = (results / "summary.md").read_text()
+    for variant in VARIANTS:
+        assert re.search(rf"^\|\s*{variant}\s*\|", summary, re.M), summary
+    for name in ("summary.csv", "summary.json", "comparisons.csv"):
+        assert (results / name).stat().st_size > 0
+
+    for variant, seed in RUNS:
+        d = run_dir(project, variant, seed)
+        for name in ("stage1.pt", "stage1_log.csv", "stage2.pt", "stage2_log.csv",
+                     "metrics.json", "predictions.csv", "run_info.json"):
+            assert (d / name).is_file(), d / name
+        metrics = json.loads((d / "metrics.json").read_text())
+        for split in ("test", "valid"):
+            assert {"Corr", "MAE"} <= set(metrics[split]), metrics
+            assert all(isinstance(v, (int, float)) for v in metrics[split].values()), metrics
+        info = json.loads((d / "run_info.json").read_text())
+        assert {"git", "packages", "seed", "params"} <= set(info), info
+        assert info["seed"] == seed
+        assert info["packages"]["torch"] and info["packages"]["grcf"], info["packages"]
+        assert info["params"]["variant"] == variant and info["params"]["dataset"] == "embedded"
+        assert info["params"]["model"]["hidden"] == 16  # the shrunk params.yaml was used
+
+        if variant == "grcf":
+            pred = pd.read_csv(d / "predictions.csv")
+            test = pred[pred["split"] == "test"]
+            assert len(test) == 80, len(test)  # n_test of the shrunk params
+            label_std = float(test["label"].std(ddof=0))
+            assert metrics["test"]["Corr"] > 0.5, metrics["test"]
+            assert metrics["test"]["MAE"] < label_std, (metrics["test"], label_std)
+            # the metrics are those of the predictions written beside them
+            mae = float((test["label"] - test["prediction"]).abs().mean())
+            assert abs(mae - metrics["test"]["MAE"]) < 1e-4, (mae, metrics["test"])
+
+    html = (results / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]{100,})"', html)
+    assert images, html[:2000]
+
+
+def test_nothing_to_do_after_run(project):
+    assert dry_run(project) == Counter()
+
+
+def test_touch_without_change_reruns_nothing(project):
+    later = time.time() + 5
+    for path in (project / "params.yaml", project / "src" / "grcf" / "train.py"):
+        os.utime(path, (later, later))
+    assert dry_run(project) == Counter()
+
+
+def test_stage2_lr_reruns_stage2_and_downstream_only(project):
+    lr = read_params(project)["stage2"]["lr"]
+    edit_params(project, {"stage2.lr": lr * 4})
+    n = len(RUNS)
+    expected = Counter(train_stage2=n, evaluate=n, summarize=1, report=1, all=1)
+    assert dry_run(project) == expected
+
+    stage1 = snapshot(run_dir(project, v, s) / "stage1.pt" for v, s in RUNS)
+    stage2 = snapshot(run_dir(project, v, s) / "stage2.pt" for v, s in RUNS)
+    features = snapshot([project / "features" / "embedded.parquet"])
+    t0 = time.monotonic()
+    snakemake(project, "--cores", "2")
+    print(f"\n[timing] partial Snakemake run (stage2.lr changed: {n} x train_stage2 + evaluate, "
+          f"summarize, report): {time.monotonic() - t0:.1f} s")
+    assert snapshot(stage1) == stage1, "stage-1 checkpoints were rewritten"
+    assert snapshot(features) == features, "the feature store was rewritten"
+    for path, (mtime, data) in stage2.items():
+        assert path.stat().st_mtime_ns != mtime, path
+        assert path.read_bytes() != data, f"{path}: same bytes after a learning-rate change"
+    assert dry_run(project) == Counter()
+
+
+def test_feature_param_reruns_everything_downstream(project):
+    noise = read_params(project)["datasets"]["embedded"]["generator"]["label_noise"]
+    edit_params(project, {"datasets.embedded.generator.label_noise": noise + 0.05})
+    n = len(RUNS)
+    assert dry_run(project) == Counter(validate=1, features=1, train_stage1=n, train_stage2=n,
+                                       evaluate=n, summarize=1, report=1, all=1)
