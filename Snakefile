@@ -19,3 +19,15 @@ rule all:
         expand("results/{dataset}/summary.md", dataset=config["run"]["datasets"]),
         expand("results/{dataset}/report.html", dataset=config["run"]["datasets"]),
     default_target: True
+
+
+# `snakemake <dataset>` builds one dataset's table and report, e.g. `snakemake urfunny`.
+for _dataset in config["datasets"]:
+
+    rule:
+        name:
+            _dataset
+        input:
+            f"results/{_dataset}/summary.md",
+            f"results/{_dataset}/report.html",
+        localrule: True

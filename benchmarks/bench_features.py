@@ -4,9 +4,10 @@
 (b) audio + vision extraction real-time factor (media seconds per wall second) over the
     shared MOSI clips with a process pool;
 (c) reading a MOSEI-sized synthetic set into padded arrays: Parquet (`load_split`) vs an
-    MMSA-style pickle (`pickle.load`; our own file, so plain pickle is fine here).
+    MMSA-style pickle (`pickle.load`; our own file, so plain pickle is fine here); write times,
+    file sizes, and optionally feature-column compressions (--codecs none,lz4).
 
-    python benchmarks/bench_features.py [--quick] [--workers 2] [--skip text,media,store]
+    python benchmarks/bench_features.py [--quick] [--workers 2] [--skip text,media,store] [--codecs none,lz4]
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def synth_split(n: int, rng) -> dict:
     return {m: rng.standard_normal((n, SEQ, d), dtype=np.float32) for m, d in DIMS.items()}
 
 
-def bench_store(scale: float, tmp: Path):
+def bench_store(scale: float, tmp: Path, codecs=("none",)):
+    """Write + read at MOSEI size; `codecs`: compression of the feature columns (store.FEATURE_COMPRESSION)."""
+    from grcf import store
     from grcf.store import load_split, write_store
 
     rng = np.random.default_rng(0)
@@ -99,32 +102,43 @@ def bench_store(scale: float, tmp: Path):
         d["regression_labels"] = rng.uniform(-3, 3, n).astype(np.float32)
         data[s] = d
     gib = sum(a.nbytes for d in data.values() for m, a in d.items() if m in DIMS) / 2**30
-    print(f"(c) store: {total} samples ({sizes}), {SEQ} steps x {DIMS}, {gib:.2f} GiB float32")
+    print(f"(c) store: {total} samples ({sizes}), {SEQ} steps x {DIMS}, {gib:.2f} GiB float32, "
+          f"format_version {store.FORMAT_VERSION}")
 
-    pq_path, pkl_path = tmp / "mosei.parquet", tmp / "mosei.pkl"
-    t0 = time.perf_counter()
-    ids, splits, labels, mods = [], [], [], {m: [] for m in DIMS}
-    for s, d in data.items():
-        ids += list(d["id"]); splits += [s] * len(d["id"]); labels += list(d["regression_labels"])
-        for m in DIMS:
-            mods[m] += list(d[m])  # per-sample views, no copy
-    write_store(pq_path, ids=ids, splits=splits, labels=labels, modalities=mods,
-                meta={"dataset": "synthetic-mosei", "producer": "bench", "task": "regression", "label_range": [-3, 3]})
-    del ids, splits, labels, mods
-    w_pq = time.perf_counter() - t0
+    pkl_path = tmp / "mosei.pkl"
+    paths, default = {}, store.FEATURE_COMPRESSION
+    for codec in codecs:
+        pq_path = paths[codec] = tmp / f"mosei.{codec}.parquet"
+        store.FEATURE_COMPRESSION = codec
+        t0 = time.perf_counter()
+        ids, splits, labels, mods = [], [], [], {m: [] for m in DIMS}
+        for s, d in data.items():
+            ids += list(d["id"]); splits += [s] * len(d["id"]); labels += list(d["regression_labels"])
+            for m in DIMS:
+                mods[m] += list(d[m])  # per-sample views, no copy
+        try:
+            write_store(pq_path, ids=ids, splits=splits, labels=labels, modalities=mods,
+                        meta={"dataset": "synthetic-mosei", "producer": "bench", "task": "regression",
+                              "label_range": [-3, 3]})
+        finally:
+            store.FEATURE_COMPRESSION = default
+        del ids, splits, labels, mods
+        w = time.perf_counter() - t0
+        gc.collect()
+        print(f"    write parquet (features {codec}): {w:.1f}s -> {total / w:,.0f} samples/s, "
+              f"{pq_path.stat().st_size / 2**30:.2f} GiB")
     t0 = time.perf_counter()
     with open(pkl_path, "wb") as f:
         pickle.dump(data, f, protocol=4)
     w_pkl = time.perf_counter() - t0
     del data
     gc.collect()
-    print(f"    write: parquet {w_pq:.1f}s ({pq_path.stat().st_size / 2**30:.2f} GiB), pickle {w_pkl:.1f}s "
-          f"({pkl_path.stat().st_size / 2**30:.2f} GiB)")
+    print(f"    write pickle: {w_pkl:.1f}s -> {total / w_pkl:,.0f} samples/s, {pkl_path.stat().st_size / 2**30:.2f} GiB")
 
-    def read_parquet():
+    def read_parquet(path):
         n = 0
         for s in MOSEI:
-            sp = load_split(pq_path, s)
+            sp = load_split(path, s)
             n += len(sp)
             del sp
         return n
@@ -134,7 +148,8 @@ def bench_store(scale: float, tmp: Path):
             d = pickle.load(f)
         return sum(len(v["id"]) for v in d.values())
 
-    for name, fn in [("parquet load_split (3 splits)", read_parquet), ("pickle.load", read_pickle)]:
+    runs = [(f"parquet load_split, features {c} (3 splits)", lambda p=p: read_parquet(p)) for c, p in paths.items()]
+    for name, fn in [*runs, ("pickle.load", read_pickle)]:
         best = float("inf")
         for _ in range(2):  # second run is page-cache warm for both
             gc.collect()
@@ -149,10 +164,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run, ~1 min)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip", default="", help="comma list of text,media,store")
+    ap.add_argument("--codecs", default="none",
+                    help="(c): comma list of feature-column compressions to compare, e.g. none,lz4 (default none)")
     ap.add_argument("--tmp", type=Path, default=None, help="scratch folder for (c) (default: a temp dir)")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, quick={args.quick}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other jobs share the CPUs), quick={args.quick}")
     if not MOSI.is_dir() and not {"text", "media"} <= skip:
         print(f"shared MOSI data not found at {MOSI}; skipping (a) and (b)")
         skip |= {"text", "media"}
@@ -162,7 +179,7 @@ def main(argv=None):
         bench_media(args.workers, 6 if args.quick else None)
     if "store" not in skip:
         with tempfile.TemporaryDirectory(dir=args.tmp) as d:
-            bench_store(0.02 if args.quick else 1.0, Path(d))
+            bench_store(0.02 if args.quick else 1.0, Path(d), tuple(filter(None, args.codecs.split(","))))
 
 
 if __name__ == "__main__":

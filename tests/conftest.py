@@ -56,7 +56,6 @@ def _env() -> dict:
     """The venv's bin first on PATH (snakemake, dvc, grcf), no GRCF_SLURM_* site settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRCF_SLURM_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("PYTHONHASHSEED", "0")
     return env
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from conftest import _env, _exe, copy_project, edit_params, snakemake
+from conftest import REPO, _env, _exe, copy_project, edit_params, snakemake
 
 TARGET = "runs/embedded/grcf/seed0/metrics.json"
 RESUME = "runs/embedded/grcf/seed0/stage1.pt.resume"
@@ -72,7 +72,8 @@ def test_killed_write_leaves_no_output_and_rerun_finishes(tmp_path):
     rc = subprocess.run([sys.executable, "-c", code]).returncode
     assert rc == -signal.SIGKILL
     assert not out.exists()
-    subprocess.run([_exe("grcf"), "features", "embedded", str(out)], cwd=tmp_path, check=True, env=_env())
+    subprocess.run([_exe("grcf"), "features", "embedded", str(out), "--params", str(REPO / "params.yaml")],
+                   cwd=tmp_path, check=True, env=_env())
     from grcf.store import load_split
 
     assert len(load_split(out, "train")) > 0

@@ -38,11 +38,14 @@ def test_pipeline_runs_as_slurm_jobs(slurm_cluster, small_project):
     env = dict(os.environ)  # SLURM_CONF and the wrappers' PATH of the session cluster
     env = {k: v for k, v in env.items() if not k.startswith("GRCF_SLURM_")}
     t0 = time.monotonic()
+    # --jobs 8 (profile: 2): keep Slurm's queue full, so a CPU freed on the
+    # 2-core node is reused at once instead of after the plugin's next status
+    # poll (its interval backs off by 10 s per poll that sees no job finish)
     rc, log = snakemake(small_project, "--profile", TEST_PROFILE, "--latency-wait", "5",
-                        "--verbose", env=env, check=False, timeout=900)
+                        "--jobs", "8", "--verbose", env=env, check=False, timeout=900)
     wall = time.monotonic() - t0
     assert rc == 0, log[-6000:] + "\n" + info.log_tail()
-    print(f"\n[timing] Slurm run of the shrunk pipeline (tests/slurm_test_profile, jobs: 2, "
+    print(f"\n[timing] Slurm run of the shrunk pipeline (tests/slurm_test_profile, --jobs 8, "
           f"{info.cpus} CPU node): {wall:.1f} s")
 
     queue = info.run("squeue", "-h", "--states=all", "-o", "%i|%k|%T").stdout.split()

@@ -78,8 +78,7 @@ def cmd_features_build(args):
 
 
 def cmd_features_embedded(args):
-    options = _params(args)["datasets"]["embedded"] if Path(args.params).exists() else {}
-    build_features("embedded", None, args.out, options)
+    build_features("embedded", None, args.out, _params(args)["datasets"]["embedded"])
     print(f"wrote {args.out}")
 
 
@@ -158,6 +157,16 @@ def cmd_report(args):
     print(f"wrote {args.out}")
 
 
+def cmd_sweep(args):
+    from .sweep import run_sweep
+
+    root = Path(args.params).resolve().parent
+    result = run_sweep(root, _params(args), args.workdir, cores=args.cores)
+    print(result["ranking"].to_string(index=False))
+    print("\nbest (add to params.yaml to keep it):\n" + result["variant_yaml"])
+    print(result["summary"])
+
+
 def cmd_validate(args):
     from .validate import main as validate_main
 
@@ -214,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None)
     p.add_argument("--out", type=Path, default=None, help="also write the report as JSON here (a pipeline stamp)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("sweep", help="tune a variant on valid (params.yaml `sweep`), then run the best on the seeds")
+    _add_params(p)
+    p.add_argument("--workdir", required=True, type=Path, help="the sweep's workspace (a copy of the workflow)")
+    p.add_argument("--cores", type=int, default=2)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("train-stage1", help="stage 1: group-wise ranking; best epoch by the validation ranking score")
     _add_run(p)

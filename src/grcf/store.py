@@ -1,9 +1,20 @@
 """The Parquet feature store: one file per dataset, one row per sample, a `split` column.
 
-Columns: id, video_id, clip_id, split, label, raw_text (nullable), and per modality `m`
-`m_feat` (list of fixed-size float32 vectors, null when the sample lacks it) and `m_len`.
-The schema metadata key `grcf` holds JSON: dataset, producer, task, label_range and,
-per modality, its dim and producer.
+Columns: id, video_id, clip_id, split, label, raw_text (nullable), and per modality `m`:
+
+- `m_feat` (binary): the sample's [L, D] float32 array as raw little-endian bytes, row-major
+  (L*D*4 bytes; null when the sample lacks the modality, b"" for a zero-length sequence);
+- `m_len` (int32): L (0 when missing).
+
+D is not stored per row: the schema metadata key `grcf` holds JSON with dataset, producer,
+task, label_range, format_version and, per modality, its dim and producer.
+
+Format version 2 (this layout) replaced version 1, where `m_feat` was
+list<fixed_size_list<float32, D>>: Parquet decodes repetition/definition levels for every
+float of a nested list, which made reading a MOSEI-sized store ~12x slower than unpickling
+the same arrays. A binary column decodes as one data buffer plus offsets, so `load_split`
+views it with one `np.frombuffer` and gathers it into the padded arrays in one vectorised
+copy. Version-1 files are still read (by column type, not by the metadata's version).
 """
 
 from __future__ import annotations
@@ -21,7 +32,13 @@ from . import MODALITIES
 from .atomic import atomic_path
 from .errors import DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# float features barely compress, and decompressing costs more than reading the bytes (see
+# benchmarks/bench_features.py (c)): the feature columns are stored uncompressed
+FEATURE_COMPRESSION = "none"
+_F4 = np.dtype("<f4")
+ROW_GROUP_SIZE = 4096
+_CHUNK_BYTES = 1 << 30  # per in-memory binary chunk when writing (int32 offsets: < 2 GiB)
 META_KEY = b"grcf"
 SPLITS = ("train", "valid", "test")
 
@@ -83,11 +100,13 @@ def write_store(
     table = pa.table(columns)
     table = table.replace_schema_metadata({META_KEY: json.dumps(full_meta).encode()})
     with atomic_path(path) as tmp:
-        # lz4 and no dictionary pages for the float columns: decoding the nested feature lists
-        # dominates load_split, and this reads ~1.5x faster than zstd+dictionary (random floats
-        # barely compress either way); strings keep dictionaries
+        # feature bytes: no dictionary and no statistics (min/max of 150 kB values would bloat
+        # the footer); strings keep dictionaries. Compression: see FEATURE_COMPRESSION.
+        feats = {f"{m}_feat" for m in modalities}
         strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        pq.write_table(table, tmp, compression="lz4", use_dictionary=strings, row_group_size=4096)
+        compression = {f.name: FEATURE_COMPRESSION if f.name in feats else "lz4" for f in table.schema}
+        pq.write_table(table, tmp, compression=compression, use_dictionary=strings, row_group_size=ROW_GROUP_SIZE,
+                       write_statistics=[f.name for f in table.schema if f.name not in feats])
     return path
 
 
@@ -107,24 +126,37 @@ def _infer_dim(seqs):
 
 
 def _sequence_column(path, m, seqs, dim, ids):
-    lens = np.zeros(len(seqs), dtype=np.int32)
-    chunks, valid = [], np.zeros(len(seqs), dtype=bool)
+    """(binary column of raw little-endian float32 bytes, int32 lengths); chunks stay under 2 GiB."""
+    n = len(seqs)
+    lens = np.zeros(n, dtype=np.int32)
+    valid = np.zeros(n, dtype=bool)
+    arrays: list = [None] * n
     for i, s in enumerate(seqs):
         if s is None:
             continue
-        a = np.asarray(s, dtype=np.float32)
+        a = np.asarray(s, dtype=_F4)
         if a.ndim != 2 or a.shape[1] != dim:
             raise DataError(path, f"{m} features have shape {a.shape}, expected (L, {dim})", record=ids[i])
         if not np.isfinite(a).all():
             raise DataError(path, f"{m} features contain NaN or inf", record=ids[i])
-        lens[i], valid[i] = a.shape[0], True
-        chunks.append(a.reshape(-1))
-    flat = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int32)
-    inner = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
-    mask = pa.array(~valid)
-    outer = pa.ListArray.from_arrays(pa.array(offsets), inner, mask=mask)
-    return outer, pa.array(lens, pa.int32())
+        lens[i], valid[i], arrays[i] = a.shape[0], True, a
+    cum = np.concatenate([[0], np.cumsum(lens.astype(np.int64) * (dim * 4))])
+    bounds = [0]
+    while bounds[-1] < n:  # `binary` has int32 offsets: split into chunks of at most _CHUNK_BYTES
+        b = bounds[-1]
+        stop = int(np.searchsorted(cum, cum[b] + _CHUNK_BYTES, side="right")) - 1
+        bounds.append(min(n, max(stop, b + 1)))
+    chunks = []
+    for b, e in zip(bounds[:-1], bounds[1:]):
+        parts = [arrays[i].reshape(-1) for i in range(b, e) if valid[i]]
+        data = np.concatenate(parts) if parts else np.zeros(0, _F4)
+        offsets = (cum[b:e + 1] - cum[b]).astype(np.int32)
+        nulls = int((~valid[b:e]).sum())
+        bitmap = pa.py_buffer(np.packbits(valid[b:e], bitorder="little")) if nulls else None
+        chunks.append(pa.Array.from_buffers(pa.binary(), e - b, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                            null_count=nulls))
+    column = pa.chunked_array(chunks, pa.binary()) if chunks else pa.chunked_array([], pa.binary())
+    return column, pa.array(lens, pa.int32())
 
 
 # ---------------------------------------------------------------- reading
@@ -177,18 +209,27 @@ def load_split(path, split: str, modalities=None, max_len: dict | None = None) -
     for m in modalities:
         dim = meta["modalities"][m]["dim"]
         cap = (max_len or {}).get(m)
-        out.features[m], out.masks[m] = _pad(table.column(f"{m}_feat"), dim, cap, rows)
+        col = table.column(f"{m}_feat")
+        if _is_binary(col.type):
+            lens = _take(table.column(f"{m}_len"), rows).to_numpy(zero_copy_only=False)
+            ids = out.ids
+            out.features[m], out.masks[m] = _pad_binary(col, dim, cap, rows, lens=lens, path=path,
+                                                        record=lambda i: ids[i], name=m)
+        else:  # format version 1: list<fixed_size_list<float32, D>>
+            out.features[m], out.masks[m] = _pad(col, dim, cap, rows)
     return out
 
 
 def _read_split(path, split, cols):
     """(table of the row groups holding `split`, positions of its rows in that table or None for all).
 
-    Decoding nested feature columns dominates read time, so only row groups that contain the
+    Decoding the feature columns dominates read time, so only row groups that contain the
     split are decoded (`read_table(filters=...)` decodes every group whose statistics overlap),
     and rows are selected while padding instead of by a filter that copies the features.
     """
-    pf = pq.ParquetFile(path)
+    # memory-mapped + pre-buffered: uncompressed feature pages are decoded straight from the page
+    # cache (~2x faster than buffered reads here)
+    pf = pq.ParquetFile(path, memory_map=True, pre_buffer=True)
     splits = pf.read(columns=["split"]).column("split").to_numpy(zero_copy_only=False)
     sel = splits == split
     bounds = np.concatenate([[0], np.cumsum([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])])
@@ -205,12 +246,106 @@ def _take(column, rows):
 
 
 def pad_sequences(column: pa.ChunkedArray, dim: int, cap: int | None = None):
-    """list<fixed_size_list<float32>> -> ([N, L, D] float32, [N, L] bool)."""
+    """A feature column -> ([N, L, D] float32, [N, L] bool).
+
+    Binary (format 2: raw float32 bytes, L = byte length / (4 * dim)) or
+    list<fixed_size_list<float32>> (format 1).
+    """
+    if _is_binary(column.type):
+        return _pad_binary(column, dim, cap)
     return _pad(column, dim, cap)
 
 
+def _is_binary(t) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+def _binary_layout(arr, step: int):
+    """One binary chunk -> (data as uint8, start byte of each row, byte length of each row (0 if null))."""
+    _, offbuf, databuf = arr.buffers()
+    n = len(arr)
+    otype = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    if n == 0 or offbuf is None:
+        return np.zeros(0, np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    off = np.frombuffer(offbuf, otype, count=n + 1, offset=arr.offset * np.dtype(otype).itemsize).astype(np.int64)
+    nbytes = np.diff(off)
+    if arr.null_count:  # a null row may be backed by bytes: it has none
+        nbytes = np.where(arr.is_valid().to_numpy(zero_copy_only=False), nbytes, 0)
+    data = np.frombuffer(databuf, np.uint8) if databuf is not None else np.zeros(0, np.uint8)
+    return data, off[:-1], nbytes
+
+
+def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | None = None, *, lens=None,
+                path=None, record=None, name="feature"):
+    """Pad the rows `rows` (default all, sorted) of a binary feature column.
+
+    Each chunk's data buffer is viewed once as [steps, dim] float32 and gathered into the padded
+    array with one `np.take` per chunk (no per-row Python loop, no intermediate copy). `lens`
+    (the stored lengths of the selected rows) are checked against the byte lengths.
+    """
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    step = 4 * dim
+    layouts = [_binary_layout(arr, step) for arr in chunks]
+    chunk_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(chunks)]) if chunks else np.zeros(0, int)
+    start = np.concatenate([lay[1] for lay in layouts]) if layouts else np.zeros(0, np.int64)
+    nbytes = np.concatenate([lay[2] for lay in layouts]) if layouts else np.zeros(0, np.int64)
+    if rows is not None:
+        chunk_of, start, nbytes = chunk_of[rows], start[rows], nbytes[rows]
+    n = len(nbytes)
+    where = path if path is not None else "<feature column>"
+    rec = record if record is not None else (lambda i: f"row {i}")
+    if lens is not None:
+        bad = np.flatnonzero((nbytes != 0) & (nbytes != np.asarray(lens, np.int64) * step))
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(where, f"{name}_feat holds {nbytes[i]} bytes but {name}_len is {lens[i]} "
+                                   f"(expected {lens[i]} x {dim} x 4 = {int(lens[i]) * step}); rebuild the store",
+                            record=rec(i))
+    bad = np.flatnonzero(nbytes % step)
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(where, f"{name}_feat holds {nbytes[i]} bytes, not a multiple of {dim} x 4", record=rec(i))
+    full = nbytes // step
+    take = full if cap is None else np.minimum(full, cap)
+    width = max(int(take.max()) if n else 0, 1)
+    mask = np.arange(width)[None, :] < take[:, None]
+    feats = np.empty((n, width, dim), dtype=np.float32)
+    # rows are sorted, so the rows of each chunk are one contiguous block of the output
+    cuts = np.searchsorted(chunk_of, np.arange(len(chunks) + 1)) if n else np.zeros(len(chunks) + 1, int)
+    for k, (data, _, _) in enumerate(layouts):
+        a, b = int(cuts[k]), int(cuts[k + 1])
+        if a == b:
+            continue
+        out = feats[a:b].reshape(-1, dim)
+        used = take[a:b] > 0
+        if not used.any():
+            out[:] = 0
+            continue
+        base = int(start[a:b][used].min())
+        rel = start[a:b] - base
+        if (rel[used] % step).any() or base % 4:
+            # rows not on a common [steps, dim] grid (only from a foreign writer): copy row by row
+            out[:] = 0
+            for j in np.flatnonzero(used):
+                s0 = int(start[a + j])
+                feats[a + j, :take[a + j]] = np.frombuffer(data[s0:s0 + int(take[a + j]) * step], _F4).reshape(-1, dim)
+            continue
+        end = int((rel[used] + take[a:b][used] * step).max())
+        values = np.frombuffer(data, _F4, count=end // 4, offset=base).reshape(-1, dim)
+        first = np.where(used, rel // step, 0)
+        if (take[a:b] == width).all() and (np.diff(first) == width).all():
+            out[:] = values[first[0]:first[0] + (b - a) * width]  # back to back, full width: one slice copy
+            continue
+        idx = first[:, None] + np.arange(width)[None, :]
+        idx = np.where(mask[a:b], idx, 0)  # padding copies step 0, zeroed below
+        np.take(values, idx.reshape(-1), axis=0, out=out, mode="clip")
+    if n and not mask.all():
+        feats[~mask] = 0
+    return feats, mask
+
+
 def _pad(column, dim: int, cap: int | None = None, rows: np.ndarray | None = None):
-    """Pad the rows `rows` (default all) of a feature column; one copy of the data, no combine_chunks."""
+    """Format version 1 (list<fixed_size_list<float32>>): pad the rows `rows` (default all) of a feature column; one copy of the data, no combine_chunks."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     starts, lens, values = [], [], []
     for k, arr in enumerate(chunks):

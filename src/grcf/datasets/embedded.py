@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import GrcfError
 from ..store import write_store
 
-DEFAULTS = {
-    "seed": 2024,
-    "n_train": 800,
-    "n_valid": 200,
-    "n_test": 300,
-    "dims": {"text": 32, "audio": 12, "vision": 16},
-    "max_len": {"text": 20, "audio": 40, "vision": 30},
-    "strength": {"text": 1.0, "audio": 0.6, "vision": 0.4},
-    "noise": {"text": 1.0, "audio": 1.2, "vision": 1.4},
-    "label_noise": 0.3,
-}
+KEYS = ("seed", "n_train", "n_valid", "n_test", "dims", "max_len", "strength", "noise", "label_noise")
 
 
 def generate(cfg: dict | None = None) -> dict:
-    """Return ids, splits, labels and per-modality sequences; deterministic in cfg['seed']."""
-    cfg = {**DEFAULTS, **(cfg or {})}
+    """Return ids, splits, labels and per-modality sequences; deterministic in cfg['seed'].
+
+    `cfg` is `datasets.embedded.generator` of params.yaml (the one place for these values).
+    """
+    missing = [k for k in KEYS if k not in (cfg or {})]
+    if missing:
+        raise GrcfError(f"embedded generator settings lack {missing} (see datasets.embedded.generator in params.yaml)")
     rng = np.random.default_rng(cfg["seed"])
     sizes = {"train": cfg["n_train"], "valid": cfg["n_valid"], "test": cfg["n_test"]}
     n = sum(sizes.values())
