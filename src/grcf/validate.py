@@ -941,8 +941,8 @@ def _check_binary_feat(path, col, table, m, dim, ids, splits):
                 col.error(path, f"{fc} holds {nbytes[i]} bytes, not {lc} x {dim} x 4 = {lens[i]} x {dim} x 4 = "
                                 f"{want[i]}", record=ids[i], split=splits[i], field=fc, check="byte length")
             else:
-                col.error(path, f"{lc} is {lens[i]} but the sequence has {nbytes[i] // step} steps ({nbytes[i]} bytes "
-                                f"at dim {dim})", record=ids[i], split=splits[i], field=lc, check="length mismatch")
+                col.error(path, f"{lc} is {lens[i]} but the sequence has {nbytes[i] // step} steps", record=ids[i],
+                          split=splits[i], field=lc, check="length mismatch")
     else:
         col.error(path, f"column {lc} is missing", field=lc)
         for i in np.flatnonzero(valid & (nbytes % step != 0)):
