@@ -177,7 +177,8 @@ def test_store_round_trips_ragged_sequences_exactly(tmp_path_factory, ds):
             if s is None:
                 assert got is None and n == 0
             else:
-                assert n == len(s) and len(got) == len(s)  # a zero-length array stays [] (not null)
+                # format 2: the [L, D] float32 array as raw little-endian bytes; zero length stays b"" (not null)
+                assert n == len(s) and got == np.asarray(s, dtype="<f4").tobytes()
     for split in SPLITS:
         sp = load_split(path, split)
         want = [i for i, s in enumerate(splits) if s == split]

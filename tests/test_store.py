@@ -75,7 +75,7 @@ def test_round_trip_ragged_nulls_zero_length(tmp_path, max_len):
     meta = read_meta(p)
     assert meta["format_version"] == FORMAT_VERSION == 2
     for m, seqs in mods.items():
-        assert t.schema.field(f"{m}_feat").type == pa.binary()
+        assert t.schema.field(f"{m}_feat").type == pa.large_binary()  # BYTE_ARRAY in Parquet
         assert t.schema.field(f"{m}_len").type == pa.int32()
         assert meta["modalities"][m]["dim"] == next(s for s in seqs if s is not None).shape[1]
         for s, b, n in zip(seqs, t.column(f"{m}_feat").to_pylist(), t.column(f"{m}_len").to_pylist()):
@@ -88,7 +88,6 @@ def test_round_trip_ragged_nulls_zero_length(tmp_path, max_len):
 
 def test_many_row_groups_and_chunks_interleaved_splits(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "ROW_GROUP_SIZE", 16)
-    monkeypatch.setattr(store, "_CHUNK_BYTES", 200)  # many in-memory binary chunks while writing
     data = ragged(150, seed=1)
     ids, splits, labels, texts, mods = data
     p = write_store(tmp_path / "f.parquet", ids=ids, splits=splits, labels=labels, modalities=mods, meta=META,
@@ -111,6 +110,13 @@ def test_full_width_rows_contiguous_fast_path(tmp_path):
     assert np.array_equal(sp.features["text"], np.stack(seqs[8:14]))
     sp = load_split(p, "test", max_len={"text": 2})
     assert np.array_equal(sp.features["text"], np.stack(seqs[14:])[:, :2])
+    # the whole file as one split: returned without a copy (a view of the decoded buffer), writable
+    p2 = write_store(tmp_path / "g.parquet", ids=[f"a{i}" for i in range(n)], splits=["train"] * n, labels=np.zeros(n),
+                     modalities={"text": seqs}, meta=META)
+    a, b = load_split(p2, "train"), load_split(p2, "train")
+    assert np.array_equal(a.features["text"], np.stack(seqs)) and a.features["text"].flags.writeable
+    a.features["text"][:] = 0
+    assert np.array_equal(b.features["text"], np.stack(seqs))
 
 
 def test_split_without_modality_and_empty_split(tmp_path):

@@ -512,12 +512,11 @@ def _set_column(t, name, arr):
 
 
 def _nan_in_text(t):
-    col = t.column("text_feat").combine_chunks()
-    flat = col.flatten().flatten().to_numpy(zero_copy_only=False).copy()
-    off = int(col.offsets[4].as_py())
-    flat[off * 4 + 1] = np.nan
-    inner = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), 4)
-    return _set_column(t, "text_feat", pa.ListArray.from_arrays(col.offsets, inner))
+    vals = t.column("text_feat").to_pylist()  # format 2: raw float32 bytes per row
+    a = np.frombuffer(vals[4], "<f4").copy()
+    a[1] = np.nan
+    vals[4] = a.tobytes()
+    return _set_column(t, "text_feat", pa.array(vals, t.schema.field("text_feat").type))
 
 
 @pytest.mark.parametrize("case, expected", [

@@ -2,19 +2,24 @@
 
 Columns: id, video_id, clip_id, split, label, raw_text (nullable), and per modality `m`:
 
-- `m_feat` (binary): the sample's [L, D] float32 array as raw little-endian bytes, row-major
-  (L*D*4 bytes; null when the sample lacks the modality, b"" for a zero-length sequence);
-- `m_len` (int32): L (0 when missing).
+- `m_feat` (Parquet BYTE_ARRAY, Arrow large_binary): the sample's [L, D] float32 array as raw
+  little-endian bytes, row-major (L*D*4 bytes; null when the sample lacks the modality, b""
+  for a zero-length sequence); stored uncompressed, without dictionary or statistics;
+- `m_len` (int32): L (0 when missing); readers check L*D*4 against the byte length.
 
 D is not stored per row: the schema metadata key `grcf` holds JSON with dataset, producer,
 task, label_range, format_version and, per modality, its dim and producer.
 
 Format version 2 (this layout) replaced version 1, where `m_feat` was
 list<fixed_size_list<float32, D>>: Parquet decodes repetition/definition levels for every
-float of a nested list, which made reading a MOSEI-sized store ~12x slower than unpickling
-the same arrays. A binary column decodes as one data buffer plus offsets, so `load_split`
-views it with one `np.frombuffer` and gathers it into the padded arrays in one vectorised
-copy. Version-1 files are still read (by column type, not by the metadata's version).
+float of a nested list, which made reading a MOSEI-sized store several times slower than
+unpickling the same arrays. A binary column decodes as one data buffer plus offsets, so
+`load_split` views it with one `np.frombuffer` and gathers it into the padded arrays with one
+vectorised `np.take` per chunk; when a split's rows are all full width and back to back
+(MMSA-style aligned data) the padded array is a writable view of the decoded buffer, no copy.
+Large_binary (int64 offsets) keeps a split's column in one chunk past 2 GiB; plain binary
+columns read too. Version-1 files are still read (chosen by column type, not by the
+metadata's format_version), and checked by `grcf validate`.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ FORMAT_VERSION = 2
 FEATURE_COMPRESSION = "none"
 _F4 = np.dtype("<f4")
 ROW_GROUP_SIZE = 4096
-_CHUNK_BYTES = 1 << 30  # per in-memory binary chunk when writing (int32 offsets: < 2 GiB)
 META_KEY = b"grcf"
 SPLITS = ("train", "valid", "test")
 
@@ -126,7 +130,7 @@ def _infer_dim(seqs):
 
 
 def _sequence_column(path, m, seqs, dim, ids):
-    """(binary column of raw little-endian float32 bytes, int32 lengths); chunks stay under 2 GiB."""
+    """(large_binary column of raw little-endian float32 bytes, int32 lengths)."""
     n = len(seqs)
     lens = np.zeros(n, dtype=np.int32)
     valid = np.zeros(n, dtype=bool)
@@ -140,22 +144,15 @@ def _sequence_column(path, m, seqs, dim, ids):
         if not np.isfinite(a).all():
             raise DataError(path, f"{m} features contain NaN or inf", record=ids[i])
         lens[i], valid[i], arrays[i] = a.shape[0], True, a
-    cum = np.concatenate([[0], np.cumsum(lens.astype(np.int64) * (dim * 4))])
-    bounds = [0]
-    while bounds[-1] < n:  # `binary` has int32 offsets: split into chunks of at most _CHUNK_BYTES
-        b = bounds[-1]
-        stop = int(np.searchsorted(cum, cum[b] + _CHUNK_BYTES, side="right")) - 1
-        bounds.append(min(n, max(stop, b + 1)))
-    chunks = []
-    for b, e in zip(bounds[:-1], bounds[1:]):
-        parts = [arrays[i].reshape(-1) for i in range(b, e) if valid[i]]
-        data = np.concatenate(parts) if parts else np.zeros(0, _F4)
-        offsets = (cum[b:e + 1] - cum[b]).astype(np.int32)
-        nulls = int((~valid[b:e]).sum())
-        bitmap = pa.py_buffer(np.packbits(valid[b:e], bitorder="little")) if nulls else None
-        chunks.append(pa.Array.from_buffers(pa.binary(), e - b, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                            null_count=nulls))
-    column = pa.chunked_array(chunks, pa.binary()) if chunks else pa.chunked_array([], pa.binary())
+    parts = [a.reshape(-1) for a in arrays if a is not None]
+    data = np.concatenate(parts) if parts else np.zeros(0, _F4)
+    offsets = np.concatenate([[0], np.cumsum(lens.astype(np.int64) * (dim * 4))])
+    nulls = int((~valid).sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    # large_binary (int64 offsets; Parquet BYTE_ARRAY on disk either way): a split's column reads
+    # back as one chunk even past 2 GiB, so load_split can often return it without a copy
+    column = pa.Array.from_buffers(pa.large_binary(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                   null_count=nulls)
     return column, pa.array(lens, pa.int32())
 
 
@@ -295,7 +292,7 @@ def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | Non
     where = path if path is not None else "<feature column>"
     rec = record if record is not None else (lambda i: f"row {i}")
     if lens is not None:
-        bad = np.flatnonzero((nbytes != 0) & (nbytes != np.asarray(lens, np.int64) * step))
+        bad = np.flatnonzero(nbytes != np.asarray(lens, np.int64) * step)  # a missing row must have length 0
         if bad.size:
             i = int(bad[0])
             raise DataError(where, f"{name}_feat holds {nbytes[i]} bytes but {name}_len is {lens[i]} "
@@ -309,6 +306,10 @@ def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | Non
     take = full if cap is None else np.minimum(full, cap)
     width = max(int(take.max()) if n else 0, 1)
     mask = np.arange(width)[None, :] < take[:, None]
+    if n and chunk_of[0] == chunk_of[-1] and (take == width).all():
+        view = _contiguous_view(layouts[int(chunk_of[0])][0], start, width, step, dim)
+        if view is not None:
+            return view, mask
     feats = np.empty((n, width, dim), dtype=np.float32)
     # rows are sorted, so the rows of each chunk are one contiguous block of the output
     cuts = np.searchsorted(chunk_of, np.arange(len(chunks) + 1)) if n else np.zeros(len(chunks) + 1, int)
@@ -342,6 +343,23 @@ def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | Non
     if n and not mask.all():
         feats[~mask] = 0
     return feats, mask
+
+
+def _contiguous_view(data, start, width, step, dim):
+    """[n, width, dim] float32 view of `data` when the rows are back to back, or None.
+
+    The common case (MMSA-style aligned data: every row full width) then costs no copy: the
+    array is a writable view of the Arrow buffer it was decoded into (kept alive by the view).
+    Only when the rows fill at least half the buffer, so a small split does not pin a large one.
+    """
+    n = len(start)
+    base = int(start[0])
+    if base % 4 or not data.flags.writeable or (np.diff(start) != width * step).any():
+        return None
+    nbytes = n * width * step
+    if 2 * nbytes < data.nbytes or base + nbytes > data.nbytes:
+        return None
+    return np.frombuffer(data, _F4, count=nbytes // 4, offset=base).reshape(n, width, dim)
 
 
 def _pad(column, dim: int, cap: int | None = None, rows: np.ndarray | None = None):
