@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets.mmsa_pickle import _str
 from .errors import DataError, GrcfError
 
 KINDS = ("mmsa_pickle", "mmsa_raw", "urfunny", "mustard", "parquet")
@@ -258,12 +259,6 @@ def _mmsa_pickle_range(data):
     return (-3.0, 3.0)
 
 
-def _str(x) -> str:
-    if isinstance(x, bytes):
-        return x.decode("utf-8", errors="replace")
-    if isinstance(x, np.ndarray) and x.ndim == 0:
-        return _str(x.item())
-    return str(x)
 
 
 def _check_mmsa_pickle(path, col, *, label_range=None, check_media=True):

@@ -23,8 +23,8 @@ def _why(e: Exception) -> str:
     return f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
 
 
-def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
-    """Mono float32 waveform at `sample_rate` from the first audio stream of `path`."""
+def open_media(path):
+    """An opened PyAV container, or a DataError naming the file (missing, empty, undecodable)."""
     import av
 
     path = Path(path)
@@ -33,9 +33,17 @@ def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
     if path.stat().st_size == 0:
         raise DataError(path, "media file is empty (0 bytes)")
     try:
-        container = av.open(str(path))
+        return av.open(str(path))
     except Exception as e:  # av raises InvalidDataError, OSError, ...
         raise DataError(path, f"cannot decode media ({_why(e)})") from None
+
+
+def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
+    """Mono float32 waveform at `sample_rate` from the first audio stream of `path`."""
+    import av
+
+    path = Path(path)
+    container = open_media(path)
     try:
         if not container.streams.audio:
             raise DataError(path, "no audio track")

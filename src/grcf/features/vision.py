@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .audio import _why
+from .audio import _why, open_media
 
 PATCH = 8  # side of the normalised grayscale face patch
 VISION_FEATURES = (
@@ -44,17 +44,8 @@ def _cascade(name):
 
 def sample_frames(path, fps: float = 5):
     """Yield (time_s, gray uint8 frame) at about `fps` frames per second."""
-    import av
-
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "media file not found")
-    if path.stat().st_size == 0:
-        raise DataError(path, "media file is empty (0 bytes)")
-    try:
-        container = av.open(str(path))
-    except Exception as e:
-        raise DataError(path, f"cannot decode media ({_why(e)})") from None
+    container = open_media(path)
     try:
         if not container.streams.video:
             raise DataError(path, "no video track")
