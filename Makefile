@@ -7,12 +7,12 @@ CORES ?= 2
 
 .PHONY: run test install bench clean
 
-$(BIN)/grcf: pyproject.toml
+$(BIN)/grcf: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU wheel first: the project's torch range then installs nothing more
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[workflow,dev]"
+	$(BIN)/python -m pip install -q -e ".[workflow,dev,opensmile]"
 	touch $@
 
 install: $(BIN)/grcf

@@ -37,6 +37,7 @@ def test_audio_features(vc):
 
 
 def test_audio_opensmile():
+    pytest.importorskip("opensmile", reason="the optional extra grcf[opensmile] is not installed (make installs it)")
     from grcf.features.audio import extract_audio
 
     a = extract_audio(clip(*CLIPS[0]), backend="opensmile")
