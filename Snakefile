@@ -31,3 +31,12 @@ for _dataset in config["datasets"]:
             f"results/{_dataset}/summary.md",
             f"results/{_dataset}/report.html",
         localrule: True
+
+for _group in config.get("cv", {}):
+
+    rule:
+        name:
+            _group
+        input:
+            f"results/{_group}/cv_summary.md",
+        localrule: True

@@ -93,3 +93,29 @@ def test_urfunny_and_mustard_targets_run_both_stages(tmp_path):
     test_ids = set(pd.read_csv(project / "runs/mustard/grcf/seed0/predictions.csv").query("split == 'test'").id)
     data = json.loads((tmp_path / "mustard" / "sarcasm_data.json").read_text())
     assert test_ids == {k for k, v in data.items() if v["show"] == "FRIENDS"}
+
+
+@pytest.mark.slow
+def test_mustard_five_fold_reports_mean_and_std_over_folds(tmp_path):
+    project = copy_project(tmp_path / "project")
+    write_mustard(tmp_path / "mustard", n=60)
+    idx = np.arange(60)
+    with open(tmp_path / "mustard" / "split_indices.p", "wb") as f:  # MUStARD's file: 5 (train, test) pairs
+        pickle.dump([(np.setdiff1d(idx, idx[k::5]), idx[k::5]) for k in range(5)], f, protocol=2)
+    path = str(tmp_path / "mustard" / "sarcasm_data.json")
+    edit_params(project, {**{f"datasets.mustard_fold{k}.path": path for k in range(5)},
+                          "run.seeds": [0], "run.variants": ["grcf", "pointwise"], "features.text.max_length": 16})
+    snakemake(project, "--cores", "2", "mustard_5fold")
+    table = pd.read_csv(project / "results/mustard_5fold/cv_summary.csv", index_col=0)
+    assert set(table.index) == {"grcf", "pointwise"} and (table.n_folds == 5).all()
+    for variant in ("grcf", "pointwise"):
+        accs = [json.loads((project / f"runs/mustard_fold{k}/{variant}/seed0/metrics.json").read_text())["test"]["acc"]
+                for k in range(5)]
+        assert table.loc[variant, "acc_mean"] == pytest.approx(np.mean(accs))
+        assert table.loc[variant, "acc_std"] == pytest.approx(np.std(accs, ddof=1))
+    # each fold's test split is exactly its indices from split_indices.p
+    ids = list(json.loads((tmp_path / "mustard" / "sarcasm_data.json").read_text()))
+    for k in range(5):
+        pred = pd.read_csv(project / f"runs/mustard_fold{k}/grcf/seed0/predictions.csv")
+        assert set(pred[pred.split == "test"].id) == {ids[i] for i in idx[k::5]}
+    assert "over 5 folds" in (project / "results/mustard_5fold/cv_summary.md").read_text()

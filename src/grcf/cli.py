@@ -149,6 +149,16 @@ def cmd_summarize(args):
     print((Path(args.out_dir) / "summary.md").read_text())
 
 
+def cmd_summarize_cv(args):
+    from .summarize import summarize_cv
+
+    params = _params(args)
+    if args.cv not in params.get("cv", {}):
+        raise GrcfError(f"{args.params}: no cross-validation group {args.cv!r} under `cv`")
+    summarize_cv(args.runs, params["cv"][args.cv], params["run"]["variants"], params["run"]["seeds"], args.out_dir, args.cv)
+    print((Path(args.out_dir) / "cv_summary.md").read_text())
+
+
 def cmd_report(args):
     from .report import write_report
 
@@ -255,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", type=Path, help="root of runs/<dataset>/<variant>/seed<k>")
     p.add_argument("--out-dir", required=True, type=Path)
     p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser("summarize-cv", help="mean ± std over the folds of a cross-validation group (params.yaml `cv`)")
+    _add_params(p)
+    p.add_argument("--cv", required=True, help="a group name under `cv` in params.yaml")
+    p.add_argument("--runs", default="runs", type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.set_defaults(func=cmd_summarize_cv)
 
     p = sub.add_parser("report", help="a self-contained HTML report with the table and plots")
     _add_params(p)

@@ -43,6 +43,12 @@ def validate_params(params: dict, source="params") -> None:
     for name in params["run"]["datasets"]:
         if name not in params["datasets"]:
             raise GrcfError(f"{source}: run.datasets names unknown dataset {name!r}")
+    for group, folds in params.get("cv", {}).items():
+        unknown = [f for f in folds if f not in params["datasets"]]
+        if unknown:
+            raise GrcfError(f"{source}: cv.{group} names unknown dataset(s) {unknown}")
+        if group in params["datasets"]:
+            raise GrcfError(f"{source}: cv.{group} has the name of a dataset; give the group its own name")
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -125,3 +125,21 @@ def summarize(runs_root, dataset, variants, seeds, out_dir) -> pd.DataFrame:
     write_json(out_dir / "summary.json", {v: {k: (None if pd.isna(x) else float(x)) for k, x in r.items()}
                                            for v, r in table.iterrows()})
     return table
+
+
+def summarize_cv(runs_root, folds, variants, seeds, out_dir, group: str) -> pd.DataFrame:
+    """Cross-validation: each fold's metrics averaged over seeds, then mean ± std over folds."""
+    per_fold = []
+    for fold in folds:
+        df = collect(runs_root, fold, variants, seeds)
+        per_fold.append(df.drop(columns="seed").groupby("variant", sort=False).mean().assign(fold=fold))
+    folds_df = pd.concat(per_fold).reset_index()
+    table = mean_std(folds_df.drop(columns="fold").assign(seed=0)).rename(columns={"n_seeds": "n_folds"})
+    out_dir = Path(out_dir)
+    write_text(out_dir / "cv_folds.csv", folds_df.to_csv(index=False))
+    write_text(out_dir / "cv_summary.csv", table.to_csv())
+    md = to_markdown(group, table.rename(columns={"n_folds": "n_seeds"}), pd.DataFrame(), len(folds))
+    md = md.replace(f"mean ± std over {len(folds)} seed(s)",
+                    f"mean ± std over {len(folds)} folds (each fold averaged over {len(seeds)} seed(s))")
+    write_text(out_dir / "cv_summary.md", md)
+    return table

@@ -2,6 +2,7 @@
 # (Snakemake's params rerun trigger then reruns exactly what a parameter change affects).
 import glob
 import json
+import os
 
 import yaml
 
@@ -44,8 +45,12 @@ def dataset_settings(w):
 
 def dataset_sources(w):
     """The user's files a dataset is built from (none for the embedded generator)."""
-    kind, path, _ = feature_options(config, w.dataset)
-    return [] if path is None else [path]
+    kind, path, options = feature_options(config, w.dataset)
+    if path is None:
+        return []
+    if kind == "mustard" and str(options.get("split", "")).startswith("fold"):
+        return [path, os.path.join(os.path.dirname(path), "split_indices.p")]
+    return [path]
 
 
 def runs_of(pattern):

@@ -35,3 +35,22 @@ rule report:
     shell:
         "grcf report --params params.yaml --dataset {wildcards.dataset} --runs runs"
         " --summary-dir results/{wildcards.dataset} --out {output} > {log} 2>&1"
+
+
+# Cross-validation groups (params.yaml `cv`): mean ± std over folds; on demand, e.g. `snakemake mustard_5fold`.
+rule summarize_cv:
+    input:
+        metrics=lambda w: expand(RUN + "/metrics.json", dataset=config["cv"][w.cv],
+                                 variant=config["run"]["variants"], seed=config["run"]["seeds"]),
+        code=SRC,
+    output:
+        csv="results/{cv}/cv_summary.csv",
+        md="results/{cv}/cv_summary.md",
+        folds="results/{cv}/cv_folds.csv",
+    params:
+        run=lambda w: as_json(config["run"]),
+    log:
+        "logs/summarize_cv/{cv}.log",
+    shell:
+        "grcf summarize-cv --params params.yaml --cv {wildcards.cv} --runs runs"
+        " --out-dir results/{wildcards.cv} > {log} 2>&1"
