@@ -85,7 +85,19 @@ def test_full_run_outputs(project):
 
     html = (results / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]{100,})"', html)
-    assert images, html[:2000]
+    # scatter, validation curves, metric bars, confusion matrix: each a real, non-blank picture
+    assert len(images) == 4, html[:2000]
+    import base64
+    import io
+
+    import matplotlib.image as mpimg
+    for b64 in images:
+        png = base64.b64decode(b64)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        pixels = mpimg.imread(io.BytesIO(png), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0.01
+    for variant in VARIANTS:
+        assert f"<td>{variant}</td>" in html
 
 
 def test_nothing_to_do_after_run(project):
