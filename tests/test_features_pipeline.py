@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, copy_project, dvc, edit_params, run_cmd, snakemake
+from conftest import REPO, copy_project, dvc, edit_params, snakemake
 from test_mmsa_pickle import make_mmsa, write
 
 SHARED = REPO.parent / "shared" / "data" / "mosi"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from pathlib import Path
 
 import pandas as pd
 import yaml

@@ -243,10 +243,8 @@ def _describe(nan, pinf, ninf):
 
 
 def _mmsa_pickle_range(data):
-    try:
-        from .datasets.mmsa_pickle import SIMS_DIMS, SIMS_EXTRA
-    except Exception:  # pragma: no cover
-        SIMS_DIMS, SIMS_EXTRA = {(33, 709), (25, 177)}, {"regression_labels_T": 0}
+    from .datasets.mmsa_pickle import SIMS_DIMS, SIMS_EXTRA
+
     for part in data.values():
         if not isinstance(part, dict):
             continue
@@ -534,24 +532,20 @@ def _sample_frames(container, k=FACE_FRAMES):
     return out
 
 
-_cascade = None
 
 
 def _any_face(frames) -> bool:
-    global _cascade
     import cv2
 
-    if _cascade is None:
-        c = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
-        if c.empty():
-            raise DataError("haarcascade_frontalface_default.xml", "OpenCV Haar cascade missing from the cv2 install")
-        _cascade = c
+    from .features.vision import _cascade
+
+    cascade = _cascade("haarcascade_frontalface_default.xml")
     for g in frames:
         h, w = g.shape[:2]
         if w > DETECT_WIDTH:
             g = cv2.resize(g, (DETECT_WIDTH, max(1, int(round(h * DETECT_WIDTH / w)))), interpolation=cv2.INTER_AREA)
         g = cv2.equalizeHist(g)
-        faces = _cascade.detectMultiScale(g, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        faces = cascade.detectMultiScale(g, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
         if len(faces):
             return True
     return False

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import MODALITIES
 from ..errors import DataError
+from . import requested_modalities
 from ..safe_pickle import safe_load
 from ..store import SPLITS, write_store
 
@@ -28,10 +28,7 @@ SIMS_DIMS = {(33, 709), (25, 177)}
 def build(src, out, options: dict | None = None) -> Path:
     options = dict(options or {})
     src, out = Path(src), Path(out)
-    modalities = list(options.get("modalities") or MODALITIES)
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise DataError(src, f"unknown modalities {unknown}; expected a subset of {list(MODALITIES)}")
+    modalities = requested_modalities(src, options)
     data = safe_load(src, encoding="latin1")  # latin1: MMSA files made under Python 2 hold numpy bytes
     if not isinstance(data, dict):
         raise DataError(src, f"expected a dict with train/valid/test, got {type(data).__name__}")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import MODALITIES
 from ..atomic import write_json
 from ..errors import DataError
+from . import requested_modalities
 from ..store import SPLITS, write_store
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,7 @@ def log_path(out) -> Path:
 def build(root, out, options: dict | None = None) -> Path:
     options = dict(options or {})
     root, out = Path(root), Path(out)
-    modalities = list(options.get("modalities") or MODALITIES)
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise DataError(root, f"unknown modalities {unknown}; expected a subset of {list(MODALITIES)}")
+    modalities = requested_modalities(root, options)
     on_error = options.get("on_error", "fail")
     if on_error not in ("fail", "skip"):
         raise DataError(root, f"on_error must be 'fail' or 'skip', got {on_error!r}")

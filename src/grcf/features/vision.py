@@ -86,7 +86,6 @@ def extract_vision(path, *, fps: float = 5) -> tuple[np.ndarray, dict]:
         face = gray[max(y, 0):y + h, max(x, 0):x + w]
         if face.size == 0:
             continue
-        fw, fh = face.shape[1], face.shape[0]
         face_eq = cv2.equalizeHist(cv2.resize(face, (96, 96), interpolation=cv2.INTER_AREA))
         f = np.zeros(VISION_DIM, np.float32)
         f[0:4] = [(x + w / 2) / W, (y + h / 2) / H, w / W, h / H]
