@@ -19,12 +19,13 @@ vectorised `np.take` per chunk; when a split's rows are all full width and back 
 (MMSA-style aligned data) the padded array is a writable view of the decoded buffer, no copy.
 Large_binary (int64 offsets) keeps a split's column in one chunk past 2 GiB; plain binary
 columns read too. Version-1 files are still read (chosen by column type, not by the
-metadata's format_version), and checked by `grcf validate`.
+metadata's format_version), and checked by `check` (`grcf validate`).
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 
 from . import MODALITIES
 from .atomic import atomic_path
+from .checks import Abort, check_ids, check_label, check_splits, describe, label_bounds, message_of, nonfinite_counts
 from .errors import DataError
 
 FORMAT_VERSION = 2
@@ -394,3 +396,165 @@ def _pad(column, dim: int, cap: int | None = None, rows: np.ndarray | None = Non
     for i in np.flatnonzero(take):  # per-row slice copies: rows are long, so the loop is cheap
         feats[i, : take[i]] = values[chunk_of[i]][start[i]:start[i] + take[i]]
     return feats, mask
+
+
+def check(path, sink, *, label_range=None, check_media=True):
+    """`grcf validate` of a feature store: columns, ids, labels, each modality's values vs its length and dim."""
+    import pyarrow.compute as pc
+
+
+    try:
+        meta = read_meta(path)
+    except DataError as e:
+        sink.error(path, message_of(e))
+        raise Abort from None
+    except Exception as e:  # bad JSON in the metadata
+        sink.error(path, f"unreadable grcf metadata ({type(e).__name__}: {e})")
+        raise Abort from None
+    try:
+        table = pq.read_table(path)
+    except Exception as e:
+        sink.error(path, f"not a readable Parquet file ({type(e).__name__}: {e})")
+        raise Abort from None
+    names = set(table.column_names)
+    miss = [c for c in ("id", "split", "label") if c not in names]
+    if miss:
+        sink.error(path, f"missing column(s) {miss}")
+        raise Abort
+    ids = [str(i) for i in table.column("id").to_pylist()]
+    splits = table.column("split").to_pylist()
+    check_splits(path, sink, set(splits), extra_is_error=True)
+    by = defaultdict(list)
+    for i, s in zip(ids, splits):
+        by[s].append(i)
+    check_ids(path, sink, by)
+    lo, hi = label_bounds(label_range, meta.get("label_range"))
+    labels = table.column("label").to_numpy(zero_copy_only=False).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(labels) | ((labels < lo) | (labels > hi) if lo is not None else False))
+    for i in bad:
+        check_label(path, sink, labels[i], lo, hi, record=ids[i], split=splits[i])
+    if meta.get("task") == "classification":
+        for i in np.flatnonzero(np.isfinite(labels) & (labels != 0) & (labels != 1)):
+            sink.error(path, f"label {labels[i]:g} is not 0 or 1 (classification)", record=ids[i], split=splits[i],
+                       field="label", check="label not binary")
+    if "raw_text" in names:
+        for i, t in enumerate(table.column("raw_text").to_pylist()):
+            if t is not None and not t.strip():
+                sink.warning(path, "empty text", record=ids[i], split=splits[i], field="raw_text", check="empty text")
+    mods = meta.get("modalities", {})
+    if not mods:
+        sink.error(path, "the metadata lists no modality")
+    for m, mm in mods.items():
+        fc, lc = f"{m}_feat", f"{m}_len"
+        if fc not in names:
+            sink.error(path, f"metadata lists {m} but column {fc} is missing", field=fc)
+            continue
+        dim = mm.get("dim")
+        ftype = table.schema.field(fc).type
+        if pa.types.is_binary(ftype) or pa.types.is_large_binary(ftype):  # format version 2: raw float32 bytes
+            checked = _check_binary_feat(path, sink, table, m, dim, ids, splits)
+            if checked is None:
+                continue
+            valid, real = checked
+        else:
+            arr = table.column(fc).combine_chunks()
+            if not pa.types.is_list(arr.type) and not pa.types.is_large_list(arr.type):
+                sink.error(path, f"column type {arr.type}, expected binary (float32 bytes) or "
+                                f"list<fixed_size_list<float>> (format version 1)", field=fc)
+                continue
+            inner = arr.type.value_type
+            valid = arr.is_valid().to_numpy(zero_copy_only=False)
+            real = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+            steps = arr.flatten()
+            if pa.types.is_fixed_size_list(inner):
+                if dim is not None and inner.list_size != dim:
+                    sink.error(path, f"feature dim {inner.list_size} differs from the metadata dim {dim}", field=fc)
+                values = steps.flatten()
+            else:  # variable inner lists: each step must have the same width
+                widths = pc.list_value_length(steps).to_numpy(zero_copy_only=False)
+                want = dim if dim is not None else (int(widths[0]) if widths.size else None)
+                if widths.size and np.any(widths != want):
+                    row_of_step = np.repeat(np.arange(len(arr)), real)
+                    j = int(np.flatnonzero(widths != want)[0])
+                    sink.error(path, f"feature dim {int(widths[j])} differs from {want}", record=ids[row_of_step[j]],
+                               split=splits[row_of_step[j]], field=fc)
+                values = steps.flatten()
+            v = values.to_numpy(zero_copy_only=False)
+            if v.size and np.issubdtype(v.dtype, np.floating):
+                nonfin = ~np.isfinite(v)
+                if nonfin.any():
+                    width = max(1, v.size // max(1, int(real.sum())))
+                    step_rows = np.repeat(np.arange(len(arr)), real)
+                    rows = np.unique(step_rows[np.flatnonzero(nonfin) // width])
+                    sink.error(path, f"{describe(*nonfinite_counts(v[nonfin]))} values in {rows.size} samples (first shown)",
+                               record=ids[rows[0]], split=splits[rows[0]], field=fc)
+            if lc in names:
+                lens = table.column(lc).to_numpy(zero_copy_only=False)
+                for i in np.flatnonzero(valid & (lens != real)):
+                    sink.error(path, f"{lc} is {lens[i]} but the sequence has {real[i]} steps", record=ids[i],
+                               split=splits[i], field=lc, check="length mismatch")
+        if lc in names:
+            lens = table.column(lc).to_numpy(zero_copy_only=False)
+            for i in np.flatnonzero(~valid & (lens != 0)):
+                sink.error(path, f"{lc} is {lens[i]} but the sequence is missing", record=ids[i], split=splits[i],
+                           field=lc, check="length of missing")
+        for i in np.flatnonzero(valid & (real == 0)):
+            sink.warning(path, f"zero-length {m} sequence (store None for a missing modality)", record=ids[i],
+                         split=splits[i], field=fc, check="zero length")
+        sink.info[f"{m}_missing"] = int((~valid).sum())
+    sink.info["rows"] = len(ids)
+
+
+def _check_binary_feat(path, sink, table, m, dim, ids, splits):
+    """Format-2 `m_feat` (binary, [L, D] float32 bytes per row): byte lengths vs `m_len` and the
+    metadata dim, NaN/inf values. Returns (valid rows, steps per row) or None when unusable."""
+    fc, lc = f"{m}_feat", f"{m}_len"
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+        sink.error(path, f"the metadata gives no valid dim for {m} ({dim!r}); it is needed to read {fc}", field=fc)
+        return None
+    step = 4 * dim
+    chunks = table.column(fc).chunks
+    layouts = [_binary_layout(a, step) for a in chunks]
+    valid = (np.concatenate([a.is_valid().to_numpy(zero_copy_only=False) for a in chunks]) if chunks
+             else np.zeros(0, bool))
+    nbytes = np.concatenate([lay[2] for lay in layouts]) if layouts else np.zeros(0, np.int64)
+    if lc in table.column_names:
+        lens = table.column(lc).to_numpy(zero_copy_only=False).astype(np.int64)
+        want = lens * step
+        for i in np.flatnonzero(valid & (nbytes != want)):
+            if nbytes[i] % step:  # the bytes are not whole steps: the feature bytes are corrupt
+                sink.error(path, f"{fc} holds {nbytes[i]} bytes, not {lc} x {dim} x 4 = {lens[i]} x {dim} x 4 = "
+                                f"{want[i]}", record=ids[i], split=splits[i], field=fc, check="byte length")
+            else:
+                sink.error(path, f"{lc} is {lens[i]} but the sequence has {nbytes[i] // step} steps", record=ids[i],
+                           split=splits[i], field=lc, check="length mismatch")
+    else:
+        sink.error(path, f"column {lc} is missing", field=lc)
+        for i in np.flatnonzero(valid & (nbytes % step != 0)):
+            sink.error(path, f"{fc} holds {nbytes[i]} bytes, not a multiple of {dim} x 4", record=ids[i],
+                       split=splits[i], field=fc, check="byte length")
+    # NaN/inf: view each chunk's data as float32 once, map bad values back to their rows
+    bad_rows, bad_vals, row0 = [], [], 0
+    for (data, start, nb), a in zip(layouts, chunks):
+        if data.size >= 4 and nb.any():
+            used = nb > 0
+            end = int((start[used] + nb[used]).max())
+            # rows normally start 4-byte aligned; after a corrupt row they may not: one view per alignment
+            for res in np.unique(start[used] % 4):
+                base = int(start[used & (start % 4 == res)].min())
+                v = np.frombuffer(data, np.dtype("<f4"), count=(end - base) // 4, offset=base)
+                pos = np.flatnonzero(~np.isfinite(v))
+                if pos.size:
+                    byte = base + pos * 4
+                    r = np.maximum(np.searchsorted(start, byte, side="right") - 1, 0)
+                    inside = (byte >= start[r]) & (byte + 4 <= start[r] + nb[r]) & (start[r] % 4 == res)
+                    bad_rows.append(r[inside] + row0)
+                    bad_vals.append(v[pos[inside]])
+        row0 += len(a)
+    if bad_rows and sum(r.size for r in bad_rows):
+        rows = np.unique(np.concatenate(bad_rows))
+        vals = np.concatenate(bad_vals)
+        sink.error(path, f"{describe(*nonfinite_counts(vals))} values in {rows.size} samples (first shown)",
+                   record=ids[rows[0]], split=splits[rows[0]], field=fc)
+    real = np.where(valid, nbytes // step, 0)
+    return valid, real

@@ -2,7 +2,8 @@
 
 Text features come from label.csv for every row; audio and vision only for rows whose clip
 exists (boolean column `has_media`); other rows are text-only. A per-run log of failed clips
-and dropped rows is written beside the output as `<out>.log.json`.
+and dropped rows is written beside the output as `<out>.log.json`. `read_labels` parses label.csv
+for both the builder and `grcf validate` (`check`, which also opens each clip).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -18,14 +20,16 @@ import numpy as np
 
 from ..atomic import write_json
 from ..errors import DataError
+from ..store import write_store
 from . import requested_modalities
-from ..store import SPLITS, write_store
+from ..checks import ID_SEP, SPLITS, Abort, Strict, check_ids, check_label, check_splits, label_bounds
 
 log = logging.getLogger(__name__)
 
-ID_SEP = "$_$"  # MMSA's id convention, so raw and pickle stores share ids
 REQUIRED = ("video_id", "clip_id", "text", "label", "mode")
 MEDIA_EXT = ".mp4"
+FACE_FRAMES = 3  # frames `check` samples per clip for the face check
+DETECT_WIDTH = 320
 
 
 def log_path(out) -> Path:
@@ -42,10 +46,10 @@ def build(root, out, options: dict | None = None) -> Path:
     text_opts = {"model": "default", "max_length": 64, "batch_size": 64, **(options.get("text") or {})}
     audio_opts = {"sample_rate": 16000, "hop_seconds": 0.04, "backend": "librosa", **(options.get("audio") or {})}
     vision_opts = {"fps": 5, **(options.get("vision") or {})}
-    label_range = [float(x) for x in options.get("label_range", (-3.0, 3.0))]
+    label_range = list(label_bounds(options.get("label_range"), (-3.0, 3.0)))
     report = {"root": str(root), "out": str(out), "on_error": on_error, "failed_clips": [], "dropped_rows": [], "no_face_clips": []}
 
-    rows = _read_labels(root / "label.csv", label_range)
+    rows = read_labels(root / "label.csv", Strict(), *label_range, check_text=False)
     # group rows by split (stable): the store's row groups then hold one split each, so
     # load_split decodes only its own groups
     rows.sort(key=lambda r: SPLITS.index(r["mode"]))
@@ -68,7 +72,7 @@ def build(root, out, options: dict | None = None) -> Path:
     vision: list = [None] * n
     has_media = np.zeros(n, dtype=bool)
     media_mods = [m for m in ("audio", "vision") if m in modalities]
-    clips = [(i, root / "Raw" / r["video_id"] / f"{r['clip_id']}{MEDIA_EXT}") for i, r in enumerate(rows)]
+    clips = [(i, clip_path(root, r)) for i, r in enumerate(rows)]
     clips = [(i, p) for i, p in clips if p.exists()]
     if media_mods and clips:
         for i, path, a, v, info, err in _extract_all(clips, media_mods, audio_opts, vision_opts, int(options.get("workers", 1)),
@@ -137,33 +141,58 @@ def _infer(seqs, default):
     return default
 
 
-def _read_labels(path, label_range):
+def clip_path(root, row) -> Path:
+    return Path(root) / "Raw" / str(row["video_id"]) / f"{row['clip_id']}{MEDIA_EXT}"
+
+
+def read_labels(path, sink, lo, hi, *, check_text=True) -> list[dict]:
+    """The rows of label.csv (id, line, video_id, clip_id, text, label, mode, split, annotation), each
+    label, mode, id and (unless the builder handles empty text itself) text checked."""
     import pandas as pd
 
     if not path.exists():
-        raise DataError(path, "label.csv not found")
+        sink.error(path, "label.csv not found")
+        raise Abort
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as e:
-        raise DataError(path, f"cannot read CSV ({type(e).__name__}: {e})") from None
+        sink.error(path, f"cannot read CSV ({type(e).__name__}: {str(e).strip()})")
+        raise Abort from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise DataError(path, f"missing column(s) {missing}; expected MMSA layout {','.join(REQUIRED)}")
-    lo, hi = label_range
+        sink.error(path, f"missing column(s) {missing}; expected MMSA layout video_id,clip_id,text,label,annotation,mode")
+        raise Abort
+    ids_by_split = defaultdict(list)
+    modes = Counter()
     rows = []
+    has_annotation = "annotation" in df.columns
     for k, r in enumerate(df.to_dict("records")):
         rid = f"{r['video_id']}{ID_SEP}{r['clip_id']}"
-        try:
-            label = float(r["label"])
-        except ValueError:
-            raise DataError(path, f"line {k + 2}: label {r['label']!r} is not a number", record=rid) from None
-        if not math.isfinite(label) or not lo <= label <= hi:
-            raise DataError(path, f"line {k + 2}: label {label} outside {lo}..{hi}", record=rid)
-        mode = r["mode"].strip().lower()
+        mode = str(r["mode"]).strip().lower()
+        modes[mode] += 1
+        split = mode or None
         if mode not in SPLITS:
-            raise DataError(path, f"line {k + 2}: mode {r['mode']!r} is not one of {SPLITS}", record=rid)
+            sink.error(path, f"line {k + 2}: mode {r['mode']!r} is not one of {', '.join(SPLITS)}", record=rid,
+                       split=split, field="mode", check="bad mode")
+        else:
+            ids_by_split[mode].append(rid)
+        if check_text and not str(r["text"]).strip():
+            sink.error(path, f"line {k + 2}: empty text", record=rid, split=split, field="text", check="empty text")
+        label = check_label(path, sink, r["label"], lo, hi, record=rid, split=split)
+        try:
+            x = float(r["label"])
+        except ValueError:
+            x = math.nan
+        if has_annotation and math.isfinite(x):
+            ann = str(r["annotation"]).strip().lower()
+            want = "positive" if x > 0 else "negative" if x < 0 else "neutral"
+            if ann in ("positive", "negative", "neutral") and ann != want:
+                sink.warning(path, f"line {k + 2}: annotation {r['annotation']!r} disagrees with label {x:g}",
+                             record=rid, split=split, field="annotation", check="annotation")
         rows.append({"id": rid, "line": k + 2, "video_id": r["video_id"], "clip_id": r["clip_id"], "text": r["text"] or "",
-                     "label": label, "mode": mode, "annotation": r.get("annotation") or None})
+                     "label": label, "mode": mode, "split": split, "annotation": r.get("annotation") or None})
+    check_splits(path, sink, [m for m in modes if m in SPLITS], field="mode")
+    check_ids(path, sink, ids_by_split)
     return rows
 
 
@@ -223,3 +252,115 @@ def _extract_all(clips, mods, audio_opts, vision_opts, workers, progress=True):
                 bar.update(1)
     finally:
         bar.close()
+
+
+def check(root, sink, *, label_range=None, check_media=True):
+    """`grcf validate` of an MMSA raw folder: label.csv's rows, then (check_media) each clip."""
+    rows = read_labels(root / "label.csv", sink, *label_bounds(label_range, (-3.0, 3.0)))
+    clips = [(r["id"], r["split"], clip_path(root, r)) for r in rows]
+    listed = {p for _, _, p in clips}
+    raw = root / "Raw"
+    present = [(rid, split, p) for rid, split, p in clips if p.is_file()]
+    info = sink.info
+    info.update(rows=len(clips), clips_found=len(present), text_only_rows=len(clips) - len(present))
+    if raw.is_dir():
+        extra = sorted(p for p in raw.glob("*/*.mp4") if p not in listed)
+        for p in extra:
+            sink.warning(p, "MP4 not listed in label.csv (ignored by the builder)", field="media", check="unlisted mp4")
+        info["unlisted_clips"] = len(extra)
+    if not check_media:
+        info["media_checked"] = 0
+        return
+    no_face = 0
+    for rid, split, p in present:
+        try:
+            no_face += _check_clip(p, sink, record=rid, split=split)
+        except Exception as e:  # an odd file PyAV chokes on mid-way
+            sink.error(p, f"undecodable MP4 ({type(e).__name__}: {e})", record=rid, split=split, field="media",
+                       check="undecodable")
+    info.update(media_checked=len(present), no_face_clips=no_face)
+
+
+def _check_clip(path, sink, *, record=None, split=None) -> int:
+    """Open one MP4 cheaply: streams, a few decoded frames, a face. Returns 1 if no face was found."""
+    import av
+
+    kw = dict(record=record, split=split)
+    if path.stat().st_size == 0:
+        sink.error(path, "zero-byte MP4", field="media", check="zero-byte", **kw)
+        return 0
+    try:
+        container = av.open(str(path))
+    except Exception as e:
+        sink.error(path, f"undecodable MP4 ({type(e).__name__}: {e})", field="media", check="undecodable", **kw)
+        return 0
+    try:
+        if not container.streams.audio:
+            sink.error(path, "no audio track", field="audio", check="no audio", **kw)
+        else:
+            try:
+                got = False
+                for frame in container.decode(audio=0):
+                    got = True
+                    break
+                if not got:
+                    sink.error(path, "audio track has no decodable frame", field="audio", check="audio undecodable", **kw)
+            except Exception as e:
+                sink.error(path, f"cannot decode audio ({type(e).__name__}: {e})", field="audio", check="audio undecodable", **kw)
+            container.seek(0)
+        if not container.streams.video:
+            sink.error(path, "no video track", field="vision", check="no video", **kw)
+            return 0
+        try:
+            frames = _sample_frames(container)
+        except Exception as e:
+            sink.error(path, f"cannot decode video ({type(e).__name__}: {e})", field="vision", check="video undecodable", **kw)
+            return 0
+        if not frames:
+            sink.error(path, "video track has no decodable frame", field="vision", check="video undecodable", **kw)
+            return 0
+        if not _any_face(frames):
+            sink.warning(path, f"no face in any of {len(frames)} sampled frames (vision features will be missing)",
+                         field="vision", check="no face", **kw)
+            return 1
+        return 0
+    finally:
+        container.close()
+
+
+def _sample_frames(container, k=FACE_FRAMES):
+    """Up to k gray frames spread over the clip, decoding sequentially up to the last one."""
+    stream = container.streams.video[0]
+    total = stream.frames or 0
+    if not total:
+        dur = (float(stream.duration * stream.time_base) if stream.duration else
+               (container.duration / 1e6 if container.duration else 0.0))
+        total = int(dur * float(stream.average_rate or 25))
+    targets = sorted({int(total * (j + 1) / (k + 1)) for j in range(k)}) if total >= k else list(range(k))
+    out, last = [], None
+    for i, frame in enumerate(container.decode(stream)):
+        last = frame
+        if i in targets:
+            out.append(frame.to_ndarray(format="gray"))
+            if len(out) == len(targets):
+                break
+    if not out and last is not None:
+        out.append(last.to_ndarray(format="gray"))
+    return out
+
+
+def _any_face(frames) -> bool:
+    import cv2
+
+    from ..features.vision import _cascade
+
+    cascade = _cascade("haarcascade_frontalface_default.xml")
+    for g in frames:
+        h, w = g.shape[:2]
+        if w > DETECT_WIDTH:
+            g = cv2.resize(g, (DETECT_WIDTH, max(1, int(round(h * DETECT_WIDTH / w)))), interpolation=cv2.INTER_AREA)
+        g = cv2.equalizeHist(g)
+        faces = cascade.detectMultiScale(g, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        if len(faces):
+            return True
+    return False

@@ -2,20 +2,22 @@
 
 Splits: "speaker_independent" (test = the FRIENDS clips) or "fold0".."fold4" from the released
 split_indices.p beside the json. In both, valid is a seeded label-stratified slice of train, so
-model selection never sees test.
+model selection never sees test. The json and the folds are parsed once, for both the builder and
+`grcf validate` (`check`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-from ..safe_pickle import safe_load
 from ..store import write_store
+from ..checks import Abort, Strict, load_pickle
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ def fold_names(json_path) -> list[str]:
     path = Path(json_path).with_name(SPLIT_FILE)
     names = [SPEAKER_INDEPENDENT]
     if path.exists():
-        names += [f"fold{i}" for i in range(len(_load_folds(path)))]
+        names += [f"fold{i}" for i in range(len(load_folds(path, Strict())))]
     return names
 
 
@@ -50,7 +52,8 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
     seed = int(options.get("seed", 0))
     use_context = bool(options.get("use_context", True))
 
-    records = _read_json(json_path, use_context)
+    sink = Strict()
+    records = read_records(json_path, sink, use_context)
     ids = list(records)
     labels = np.array([1.0 if records[i]["sarcasm"] else 0.0 for i in ids])
 
@@ -63,11 +66,11 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
         split_path = json_path.with_name(SPLIT_FILE)
         if not split_path.exists():
             raise DataError(split_path, f"split {split!r} needs the MUStARD split file beside the json")
-        folds = _load_folds(split_path)
+        folds = load_folds(split_path, sink)
         k = int(split[4:])
         if k >= len(folds):
             raise DataError(split_path, f"split {split!r} requested but the file has {len(folds)} folds")
-        train_idx, test_idx = _fold_indices(split_path, folds[k], len(ids), split)
+        train_idx, test_idx = fold_indices(split_path, sink, folds[k], len(ids), split)
     else:
         raise DataError(json_path, f"unknown split {split!r}; expected {SPEAKER_INDEPENDENT} or fold0..fold4")
 
@@ -115,35 +118,74 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
     return out
 
 
-def _read_json(path: Path, use_context: bool) -> dict:
+def check(path, sink, *, label_range=None, check_media=True):
+    """`grcf validate` of sarcasm_data.json (and split_indices.p beside it): every problem reported to `sink`."""
+    if path.suffix.lower() in (".p", ".pkl", ".pickle"):
+        path = path.with_name("sarcasm_data.json")
+    data = read_records(path, sink)
+    shows = Counter(rec["show"] for rec in data.values() if isinstance(rec, dict) and isinstance(rec.get("show"), str))
+    if shows and (shows.get(TEST_SHOW, 0) == 0 or shows.get(TEST_SHOW, 0) == sum(shows.values())):
+        sink.warning(path, "speaker-independent split needs both FRIENDS (test) and other shows", field="show")
+    sink.info.update(records=len(data), shows=dict(shows))
+    split_path = path.with_name(SPLIT_FILE)
+    if not split_path.exists():
+        return
+    folds = load_folds(split_path, sink)
+    if folds is None:
+        return
+    if len(folds) != 5:
+        sink.warning(split_path, f"{len(folds)} folds, MUStARD releases 5")
+    sink.info["folds"] = len(folds)
+    for k, pair in enumerate(folds):
+        fold_indices(split_path, sink, pair, len(data), f"fold{k}")
+
+
+def read_records(path: Path, sink, use_context=True) -> dict:
+    """The json's records by clip id (file order, which split_indices.p indexes), each one checked."""
     if not path.exists():
-        raise DataError(path, "MUStARD json not found")
+        sink.error(path, "MUStARD json not found")
+        raise Abort
+    dup_lists = []
+
+    def hook(pairs):
+        counts = Counter(k for k, _ in pairs)
+        dup_lists.append([k for k, n in counts.items() if n > 1])
+        return dict(pairs)
+
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)  # dicts keep file order, which split_indices.p indexes
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, f"not valid JSON ({e})") from None
+            data = json.load(f, object_pairs_hook=hook)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+        sink.error(path, f"not valid JSON ({e})")
+        raise Abort from None
     if not isinstance(data, dict) or not data:
-        raise DataError(path, "expected a non-empty JSON object keyed by clip id")
+        sink.error(path, "expected a non-empty JSON object keyed by clip id")
+        raise Abort
+    for cid in dup_lists[-1] if dup_lists else []:
+        sink.error(path, "duplicate id (the JSON object repeats the key; only the last is kept)", record=cid, field="id",
+                   check="duplicate id")
     for cid, rec in data.items():
+        kw = dict(record=cid)
         if not isinstance(rec, dict):
-            raise DataError(path, "record is not an object", record=cid)
-        for key in REQUIRED:
-            if key not in rec:
-                raise DataError(path, f"missing key {key!r}", record=cid)
+            sink.error(path, "record is not an object", check="not object", **kw)
+            continue
+        miss = [k for k in REQUIRED if k not in rec]
+        for key in miss:
+            sink.error(path, f"missing key {key!r}", field=key, check=f"missing {key}", **kw)
         for key in ("utterance", "speaker", "show"):
-            if not isinstance(rec[key], str):
-                raise DataError(path, f"{key} must be a string", record=cid)
-        if not isinstance(rec["sarcasm"], bool):
-            raise DataError(path, f"sarcasm must be true/false, got {rec['sarcasm']!r}", record=cid)
+            if key in rec and not isinstance(rec[key], str):
+                sink.error(path, f"{key} must be a string", field=key, check=f"type {key}", **kw)
+        if "sarcasm" in rec and not isinstance(rec["sarcasm"], bool):
+            sink.error(path, f"sarcasm must be true/false, got {rec['sarcasm']!r}", field="sarcasm", check="sarcasm", **kw)
         for key in ("context", "context_speakers"):
-            if not isinstance(rec[key], list) or not all(isinstance(c, str) for c in rec[key]):
-                raise DataError(path, f"{key} must be a list of strings", record=cid)
-        if use_context and len(rec["context"]) != len(rec["context_speakers"]):
-            raise DataError(path, f"{len(rec['context'])} context lines but "
-                            f"{len(rec['context_speakers'])} context speakers", record=cid)
-        if not rec["utterance"].strip():
-            raise DataError(path, "empty utterance", record=cid)
+            if key in rec and (not isinstance(rec[key], list) or not all(isinstance(c, str) for c in rec[key])):
+                sink.error(path, f"{key} must be a list of strings", field=key, check=f"type {key}", **kw)
+        if (use_context and isinstance(rec.get("context"), list) and isinstance(rec.get("context_speakers"), list)
+                and len(rec["context"]) != len(rec["context_speakers"])):
+            sink.error(path, f"{len(rec['context'])} context lines but {len(rec['context_speakers'])} context speakers",
+                       field="context_speakers", check="ctx len", **kw)
+        if isinstance(rec.get("utterance"), str) and not rec["utterance"].strip():
+            sink.error(path, "empty text (utterance)", field="utterance", check="empty text", **kw)
     return data
 
 
@@ -156,35 +198,42 @@ def _text(rec: dict, use_context: bool) -> str:
     return " ".join(lines)
 
 
-def _load_folds(path: Path) -> list:
-    folds = safe_load(path, encoding="latin1")  # written by Python 2 with numpy arrays
+def load_folds(path: Path, sink) -> list | None:
+    folds = load_pickle(path, sink)  # written by Python 2 with numpy arrays
     if not isinstance(folds, (list, tuple)) or not folds:
-        raise DataError(path, f"expected a list of (train, test) index pairs, got {type(folds).__name__}")
-    for k, pair in enumerate(folds):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise DataError(path, "fold is not a (train, test) pair", record=f"fold{k}")
+        sink.error(path, f"expected a list of (train, test) index pairs, got {type(folds).__name__}")
+        return None
     return list(folds)
 
 
-def _fold_indices(path: Path, pair, n: int, name: str):
+def fold_indices(path: Path, sink, pair, n: int, name: str):
+    """(train, test) index arrays of one fold, checked against the n records; None if unusable."""
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        sink.error(path, "fold is not a (train, test) pair", split=name)
+        return None
     parts = []
     for role, idx in zip(("train", "test"), pair):
         a = np.asarray(idx).reshape(-1)
         if a.size and not np.issubdtype(a.dtype, np.integer):
-            if not (np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a))):
-                raise DataError(path, f"{role} indices are not integers", record=name)
+            if not (np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a))):
+                sink.error(path, f"{role} indices are not integers", split=name, field=role)
+                parts.append(None)
+                continue
         a = a.astype(np.int64)
         bad = a[(a < 0) | (a >= n)]
         if bad.size:
-            raise DataError(path, f"{role} index {int(bad[0])} out of range 0..{n - 1}", record=name)
+            sink.error(path, f"{bad.size} {role} indices out of range 0..{n - 1} (first {int(bad[0])})", split=name,
+                       field=role)
         if np.unique(a).size != a.size:
-            raise DataError(path, f"{role} indices repeat", record=name)
+            sink.error(path, f"{role} indices repeat", split=name, field=role)
         parts.append(a)
+    if parts[0] is None or parts[1] is None:
+        return None
     both = np.intersect1d(*parts)
     if both.size:
-        raise DataError(path, f"index {int(both[0])} is in both train and test", record=name)
+        sink.error(path, f"{both.size} indices in both train and test (first {int(both[0])})", split=name, field="test")
     if not parts[1].size:
-        raise DataError(path, "test indices are empty", record=name)
+        sink.error(path, "test indices are empty", split=name, field="test")
     return parts[0], parts[1]
 
 

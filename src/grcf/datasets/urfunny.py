@@ -3,6 +3,8 @@
 Inputs in `src_dir`: language_sdk.pkl, humor_label_sdk.pkl, data_folds.pkl (required) and
 covarep_features_sdk.pkl (audio), openface_features_sdk.pkl (vision) (optional).
 Text is re-encoded from the raw sentences; audio/vision are the released word-aligned features.
+The release is parsed once (folds, labels, texts, features) for both the builder and `grcf
+validate` (`check`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..safe_pickle import safe_load
 from ..store import write_store
+from ..checks import Abort, Strict, check_ids, check_label, check_splits, label_bounds, load_pickle
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +41,18 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
     context_features = bool(options.get("context_features", use_context))
     modalities = _modalities(src_dir, options.get("modalities"))
 
-    for name in (LANGUAGE, LABELS, FOLDS):
-        if not (src_dir / name).exists():
-            raise DataError(src_dir / name, "required UR-FUNNY file not found")
-    # latin1: the release may hold Python 2 pickles (numpy arrays need it); Python 3 str is unaffected
-    language = _as_dict(safe_load(src_dir / LANGUAGE, encoding="latin1"), src_dir / LANGUAGE)
-    humor = _as_dict(safe_load(src_dir / LABELS, encoding="latin1"), src_dir / LABELS)
-    folds = safe_load(src_dir / FOLDS, encoding="latin1")
-
-    keys, splits = _read_folds(src_dir / FOLDS, folds)
+    sink = Strict()
+    loaded = _load_release(src_dir, sink)
+    keys_split = read_folds(src_dir / FOLDS, sink, loaded[FOLDS])
+    if not keys_split:
+        raise DataError(src_dir / FOLDS, "all folds are empty")
+    humor = _as_dict(loaded[LABELS], src_dir / LABELS, sink)
+    language = _as_dict(loaded[LANGUAGE], src_dir / LANGUAGE, sink)
+    keys = [k for k, _ in keys_split]
+    splits = [split for _, split in keys_split]
     ids = [str(k) for k in keys]
-    labels = [_label(src_dir / LABELS, humor, k) for k in keys]
-    texts = [_text(src_dir / LANGUAGE, language, k, use_context) for k in keys]
+    labels = [humor_label(src_dir / LABELS, sink, humor, k, split, 0.0, 1.0) for k, split in keys_split]
+    texts = [text_of(src_dir / LANGUAGE, sink, language.get(k), k, split, use_context) for k, split in keys_split]
 
     columns: dict[str, list] = {}
     meta_mods: dict[str, dict] = {}
@@ -64,8 +66,14 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
     for m in ("audio", "vision"):
         if m in modalities:
             path = src_dir / FEATURE_FILES[m]
-            feats = _as_dict(safe_load(path, encoding="latin1"), path)
-            columns[m] = _features(path, feats, keys, context_features, m)
+            feats = _as_dict(load_pickle(path, sink), path, sink)
+            columns[m], bad_values, bad_samples, missing = read_features(path, sink, feats, keys_split, m,
+                                                                         context_features)
+            if bad_values:
+                log.warning("urfunny: %s: replaced %d NaN/inf values by 0 in %d samples", path.name, bad_values,
+                            bad_samples)
+            if missing:
+                log.warning("urfunny: %s: %d ids have no %s features (stored as missing)", path.name, missing, m)
             meta_mods[m] = {"producer": f"urfunny-release:{FEATURE_FILES[m]}"}
 
     meta = {
@@ -97,30 +105,66 @@ def _modalities(src_dir: Path, requested) -> list[str]:
     return requested
 
 
-def _as_dict(obj, path) -> dict:
+def check(root, sink, *, label_range=None, check_media=True):
+    """`grcf validate` of a UR-FUNNY release folder: every problem reported to `sink`."""
+    loaded = _load_release(root, sink)
+    keys_split = read_folds(root / FOLDS, sink, loaded[FOLDS]) if FOLDS in loaded else []
+    lo, hi = label_bounds(label_range, (0.0, 1.0))
+    humor, language = (_as_dict(loaded[n], root / n, sink) if n in loaded else None for n in (LABELS, LANGUAGE))
+    for k, split in keys_split:
+        if humor is not None:
+            humor_label(root / LABELS, sink, humor, k, split, lo, hi)
+        if language is not None:
+            text_of(root / LANGUAGE, sink, language.get(k), k, split)
+    for m, name in FEATURE_FILES.items():
+        p = root / name
+        if not p.exists():
+            continue
+        try:
+            feats = _as_dict(load_pickle(p, sink), p, sink)
+        except Abort:
+            continue
+        if feats is not None:
+            read_features(p, sink, feats, keys_split, m)
+
+
+def _load_release(root: Path, sink) -> dict:
+    """The required pickles by name (each one missing or unreadable is reported and left out)."""
+    loaded = {}
+    for name in (LANGUAGE, LABELS, FOLDS):
+        p = root / name
+        if not p.exists():
+            sink.error(p, "required UR-FUNNY file not found")
+            continue
+        try:
+            loaded[name] = load_pickle(p, sink)
+        except Abort:
+            continue
+    return loaded
+
+
+def _as_dict(obj, path, sink) -> dict | None:
     if not isinstance(obj, dict):
-        raise DataError(path, f"expected a dict keyed by id, got {type(obj).__name__}")
+        sink.error(path, f"expected a dict keyed by id, got {type(obj).__name__}")
+        return None
     return obj
 
 
-def _read_folds(path: Path, folds) -> tuple[list, list[str]]:
+def read_folds(path: Path, sink, folds) -> list[tuple]:
+    """(id, split) for every id of data_folds.pkl, in fold order; splits and ids checked."""
     if not isinstance(folds, dict):
-        raise DataError(path, f"expected a dict with train/dev/test, got {type(folds).__name__}")
-    keys, splits, seen = [], [], {}
+        sink.error(path, f"expected a dict with train/dev/test, got {type(folds).__name__}")
+        return []
+    check_splits(path, sink, list(folds), expected=tuple(FOLD_SPLITS))
+    ids_by_split, keys_split = {}, []
     for fold, split in FOLD_SPLITS.items():
         if fold not in folds:
-            raise DataError(path, f"missing fold {fold!r}")
-        for k in list(folds[fold]):
-            k = _plain(k)
-            if k in seen:
-                raise DataError(path, f"id appears in both {seen[k]!r} and {fold!r}" if seen[k] != fold
-                                else f"id listed twice in {fold!r}", record=str(k))
-            seen[k] = fold
-            keys.append(k)
-            splits.append(split)
-    if not keys:
-        raise DataError(path, "all folds are empty")
-    return keys, splits
+            continue
+        keys = [_plain(k) for k in list(folds[fold])]
+        ids_by_split[split] = [str(k) for k in keys]
+        keys_split += [(k, split) for k in keys]
+    check_ids(path, sink, ids_by_split)
+    return keys_split
 
 
 def _plain(k):
@@ -128,17 +172,26 @@ def _plain(k):
     return k.item() if isinstance(k, np.generic) else k
 
 
-def _label(path, humor: dict, k) -> float:
+def humor_label(path, sink, humor: dict, k, split, lo, hi) -> float | None:
     if k not in humor:
-        raise DataError(path, "id listed in data_folds.pkl has no label", record=str(k))
+        sink.error(path, "id listed in data_folds.pkl has no label", record=k, split=split, field="label", check="no label")
+        return None
     v = humor[k]
+    x = float(np.asarray(v).reshape(-1)[0]) if np.size(v) == 1 and _numeric(v) else v
+    y = check_label(path, sink, x, lo, hi, record=k, split=split)
+    if y is not None and y not in (0.0, 1.0):
+        sink.error(path, f"humor label must be 0 or 1, got {x!r}", record=k, split=split, field="label",
+                   check="label not binary")
+        return None
+    return y
+
+
+def _numeric(v):
     try:
-        f = float(np.asarray(v).reshape(-1)[0]) if np.size(v) == 1 else None
+        float(np.asarray(v).reshape(-1)[0])
+        return True
     except (TypeError, ValueError):
-        f = None
-    if f not in (0.0, 1.0):
-        raise DataError(path, f"humor label must be 0 or 1, got {v!r}", record=str(k))
-    return f
+        return False
 
 
 def _fix_text(s: str) -> str:
@@ -149,24 +202,27 @@ def _fix_text(s: str) -> str:
         return s
 
 
-def _text(path, language: dict, k, use_context: bool) -> str:
-    entry = language.get(k)
+def text_of(path, sink, entry, k, split, use_context=True) -> str | None:
+    """The text of one id (context sentences, when use_context, then the punchline), or None."""
+    kw = dict(record=k, split=split)
     if not isinstance(entry, dict):
-        raise DataError(path, "id listed in data_folds.pkl has no language entry", record=str(k))
+        sink.error(path, "id listed in data_folds.pkl has no language entry", field="text", check="no text", **kw)
+        return None
     punch = entry.get("punchline_sentence")
     if not isinstance(punch, str):
-        raise DataError(path, "missing or non-string punchline_sentence", record=str(k))
-    parts = []
-    if use_context:
-        ctx = entry.get("context_sentences", [])
-        if not isinstance(ctx, (list, tuple)) or not all(isinstance(c, str) for c in ctx):
-            raise DataError(path, "context_sentences must be a list of strings", record=str(k))
-        parts.extend(c.strip() for c in ctx)
-    parts.append(punch.strip())
-    text = _fix_text(" ".join(p for p in parts if p))
-    if not text:
-        raise DataError(path, "empty text (no punchline or context words)", record=str(k))
-    return text
+        sink.error(path, "missing or non-string punchline_sentence", field="punchline_sentence", check="punch", **kw)
+        return None
+    ctx = entry.get("context_sentences", []) if use_context else []
+    if not isinstance(ctx, (list, tuple)) or not all(isinstance(c, str) for c in ctx):
+        sink.error(path, "context_sentences must be a list of strings", field="context_sentences", check="ctx", **kw)
+        ctx = []
+    if not punch.strip() and not any(c.strip() for c in ctx):
+        sink.error(path, "empty text (no punchline or context words)", field="punchline_sentence", check="empty text",
+                   **kw)
+        return None
+    if not punch.strip():
+        sink.warning(path, "empty punchline_sentence", field="punchline_sentence", check="empty punch", **kw)
+    return _fix_text(" ".join(p for p in (c.strip() for c in [*ctx, punch]) if p))
 
 
 def _encode(encoder, texts, text_opts, progress, source) -> list[np.ndarray]:
@@ -183,46 +239,62 @@ def _encode(encoder, texts, text_opts, progress, source) -> list[np.ndarray]:
     return out
 
 
-def _features(path: Path, feats: dict, keys: list, use_context: bool, m: str) -> list:
-    """Per id: punchline features, with context features first when use_context; NaN/inf -> 0."""
-    out, missing, bad_values, bad_samples, dim = [], 0, 0, 0, None
-    for k in keys:
+def read_features(path: Path, sink, feats: dict, keys_split: list, m: str, use_context=True):
+    """Per id: punchline features, with context features first when use_context; NaN/inf -> 0.
+    Returns (arrays, NaN/inf values replaced, samples with them, ids without features)."""
+    out, dim, dim_from = [], None, None
+    missing = bad_vals = bad_rows = 0
+    first_bad = None
+    for k, split in keys_split:
         entry = feats.get(k)
         if entry is None:
             missing += 1
             out.append(None)
             continue
         if not isinstance(entry, dict) or "punchline_features" not in entry:
-            raise DataError(path, "entry lacks punchline_features", record=str(k))
-        pieces = list(entry.get("context_features") or []) if use_context else []
-        pieces.append(entry["punchline_features"])
-        arrays = []
-        for p in pieces:
-            a = np.asarray(p, dtype=np.float32)
+            sink.error(path, "entry lacks punchline_features", record=k, split=split, field=m, check="no punch feats")
+            out.append(None)
+            continue
+        pieces = [("punchline_features", entry["punchline_features"])]
+        if use_context:
+            pieces += [("context_features", c) for c in (entry.get("context_features") or [])]
+        arrays, row_bad = [], 0
+        for fname, piece in pieces:
+            try:
+                a = np.asarray(piece, dtype=np.float32)
+            except (TypeError, ValueError) as e:
+                sink.error(path, f"{fname} is not numeric ({e})", record=k, split=split, field=m, check="not numeric")
+                continue
             if a.size == 0:  # sentences without aligned words come as empty arrays
                 continue
             if a.ndim != 2:
-                raise DataError(path, f"{m} features have shape {a.shape}, expected (L, D)", record=str(k))
+                sink.error(path, f"{fname} has shape {a.shape}, expected (L, D)", record=k, split=split, field=m,
+                           check="shape")
+                continue
             if dim is None:
-                dim = a.shape[1]
-            if a.shape[1] != dim:
-                raise DataError(path, f"{m} feature dim {a.shape[1]} differs from {dim}", record=str(k))
-            arrays.append(a)
-        if not arrays:
-            out.append(None)
-            continue
-        a = np.concatenate(arrays, axis=0)
-        bad = ~np.isfinite(a)
-        if bad.any():
-            # the released COVAREP/OpenFace features are known to hold NaN/inf
-            bad_values += int(bad.sum())
-            bad_samples += 1
-            a = np.where(bad, np.float32(0), a)
-        out.append(a)
-    if bad_values:
-        log.warning("urfunny: %s: replaced %d NaN/inf values by 0 in %d samples", path.name, bad_values, bad_samples)
+                dim, dim_from = a.shape[1], k
+            elif a.shape[1] != dim:
+                sink.error(path, f"feature dim {a.shape[1]} differs from {dim} (id {dim_from})", record=k, split=split,
+                           field=m, check="dim differs")
+            bad = ~np.isfinite(a)
+            if bad.any():  # the released COVAREP/OpenFace features are known to hold NaN/inf
+                row_bad += int(bad.sum())
+                a = np.where(bad, np.float32(0), a)
+            if a.shape[1] == dim:
+                arrays.append((fname, a))
+        if row_bad:
+            bad_vals += row_bad
+            bad_rows += 1
+            first_bad = first_bad if first_bad is not None else (k, split)
+        # checked punchline first, but in the sequence the context comes first
+        arrays.sort(key=lambda piece: piece[0] == "punchline_features")
+        out.append(np.concatenate([a for _, a in arrays], axis=0) if arrays else None)
+    if bad_vals:
+        sink.warning(path, f"{bad_vals} NaN/inf values in {bad_rows} samples (first shown); the builder replaces them "
+                           "with 0", record=first_bad[0], split=first_bad[1], field=m)
     if missing:
-        log.warning("urfunny: %s: %d ids have no %s features (stored as missing)", path.name, missing, m)
-    if all(a is None for a in out):
-        raise DataError(path, f"no {m} features for any id")
-    return out
+        sink.warning(path, f"{missing} ids have no {m} features (stored as missing)", field=m)
+        sink.info[f"{m}_missing"] = missing
+    if keys_split and missing == len(keys_split):
+        sink.error(path, f"no {m} features for any id", field=m)
+    return out, bad_vals, bad_rows, missing
