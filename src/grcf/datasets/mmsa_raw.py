@@ -49,7 +49,7 @@ def build(root, out, options: dict | None = None) -> Path:
     label_range = list(label_bounds(options.get("label_range"), (-3.0, 3.0)))
     report = {"root": str(root), "out": str(out), "on_error": on_error, "failed_clips": [], "dropped_rows": [], "no_face_clips": []}
 
-    rows = read_labels(root / "label.csv", Strict(), *label_range, check_text=False)
+    rows = read_labels(root / "label.csv", Strict(), *label_range, complete=False)
     # group rows by split (stable): the store's row groups then hold one split each, so
     # load_split decodes only its own groups
     rows.sort(key=lambda r: SPLITS.index(r["mode"]))
@@ -145,9 +145,10 @@ def clip_path(root, row) -> Path:
     return Path(root) / "Raw" / str(row["video_id"]) / f"{row['clip_id']}{MEDIA_EXT}"
 
 
-def read_labels(path, sink, lo, hi, *, check_text=True) -> list[dict]:
+def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
     """The rows of label.csv (id, line, video_id, clip_id, text, label, mode, split, annotation), each
-    label, mode, id and (unless the builder handles empty text itself) text checked."""
+    label, mode and id checked. `complete` (validate) also wants every split and every row's text;
+    the builder passes False: it handles empty texts itself (on_error) and builds any splits given."""
     import pandas as pd
 
     if not path.exists():
@@ -176,7 +177,7 @@ def read_labels(path, sink, lo, hi, *, check_text=True) -> list[dict]:
                        split=split, field="mode", check="bad mode")
         else:
             ids_by_split[mode].append(rid)
-        if check_text and not str(r["text"]).strip():
+        if complete and not str(r["text"]).strip():
             sink.error(path, f"line {k + 2}: empty text", record=rid, split=split, field="text", check="empty text")
         label = check_label(path, sink, r["label"], lo, hi, record=rid, split=split)
         try:
@@ -191,7 +192,8 @@ def read_labels(path, sink, lo, hi, *, check_text=True) -> list[dict]:
                              record=rid, split=split, field="annotation", check="annotation")
         rows.append({"id": rid, "line": k + 2, "video_id": r["video_id"], "clip_id": r["clip_id"], "text": r["text"] or "",
                      "label": label, "mode": mode, "split": split, "annotation": r.get("annotation") or None})
-    check_splits(path, sink, [m for m in modes if m in SPLITS], field="mode")
+    if complete:
+        check_splits(path, sink, [m for m in modes if m in SPLITS], field="mode")
     check_ids(path, sink, ids_by_split)
     return rows
 
