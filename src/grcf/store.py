@@ -36,7 +36,8 @@ import pyarrow.parquet as pq
 
 from . import MODALITIES
 from .atomic import atomic_path
-from .checks import Abort, check_ids, check_label, check_splits, describe, label_bounds, message_of, nonfinite_counts
+from .checks import (SPLITS, Abort, check_ids, check_label, check_splits, describe, label_bounds, message_of,
+                     nonfinite_counts)
 from .errors import DataError
 
 FORMAT_VERSION = 2
@@ -46,7 +47,6 @@ FEATURE_COMPRESSION = "none"
 _F4 = np.dtype("<f4")
 ROW_GROUP_SIZE = 4096
 META_KEY = b"grcf"
-SPLITS = ("train", "valid", "test")
 
 
 def write_store(

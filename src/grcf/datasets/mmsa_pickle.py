@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import MODALITIES
+from ..checks import (ID_SEP, SPLITS, Abort, Strict, check_ids, check_label, check_splits, describe, label_bounds,
+                     load_pickle, nonfinite_counts)
 from ..errors import DataError
 from ..store import write_store
 from . import requested_modalities
-from ..checks import (ID_SEP, SPLITS, Abort, Strict, check_ids, check_label, check_splits, describe, label_bounds,
-                     load_pickle, nonfinite_counts)
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json
+from ..checks import ID_SEP, SPLITS, Abort, Strict, check_ids, check_label, check_splits, label_bounds
 from ..errors import DataError
 from ..store import write_store
 from . import requested_modalities
-from ..checks import ID_SEP, SPLITS, Abort, Strict, check_ids, check_label, check_splits, label_bounds
 
 log = logging.getLogger(__name__)
 

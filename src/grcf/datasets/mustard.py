@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import Abort, Strict, load_pickle
 from ..errors import DataError
 from ..store import write_store
-from ..checks import Abort, Strict, load_pickle
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import Abort, Strict, check_ids, check_label, check_splits, label_bounds, load_pickle
 from ..errors import DataError
 from ..store import write_store
-from ..checks import Abort, Strict, check_ids, check_label, check_splits, label_bounds, load_pickle
 
 log = logging.getLogger(__name__)
 
