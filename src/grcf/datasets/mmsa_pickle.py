@@ -16,7 +16,6 @@ import numpy as np
 from .. import MODALITIES
 from ..checks import (ID_SEP, SPLITS, Abort, Strict, check_ids, check_label, check_splits, describe, label_bounds,
                      load_pickle, nonfinite_counts)
-from ..errors import DataError
 from ..store import write_store
 from . import requested_modalities
 
@@ -70,9 +69,9 @@ def build(src, out, options: dict | None = None) -> Path:
     label_range = options.get("label_range") or _default_range(data, labels)
     lo, hi = float(label_range[0]), float(label_range[1])
     bad = np.flatnonzero((labels < lo) | (labels > hi))
-    if bad.size:  # checked here too so the error names the source pickle, not the output
+    if bad.size:  # the default range depends on all labels, so the range is checked last
         i = int(bad[0])
-        raise DataError(src, f"split {cols['splits'][i]}: label {labels[i]:g} outside {lo:g}..{hi:g}", record=cols["ids"][i])
+        check_label(src, sink, labels[i], lo, hi, record=cols["ids"][i], split=cols["splits"][i], field="regression_labels")
     meta = {
         "dataset": options.get("dataset") or src.stem,
         "producer": "mmsa_pickle",
