@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
-from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -163,20 +162,18 @@ def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
     if missing:
         sink.error(path, f"missing column(s) {missing}; expected MMSA layout video_id,clip_id,text,label,annotation,mode")
         raise Abort
-    ids_by_split = defaultdict(list)
-    modes = Counter()
+    ids_by_split: dict[str, list] = {}
     rows = []
     has_annotation = "annotation" in df.columns
     for k, r in enumerate(df.to_dict("records")):
         rid = f"{r['video_id']}{ID_SEP}{r['clip_id']}"
         mode = str(r["mode"]).strip().lower()
-        modes[mode] += 1
         split = mode or None
         if mode not in SPLITS:
             sink.error(path, f"line {k + 2}: mode {r['mode']!r} is not one of {', '.join(SPLITS)}", record=rid,
                        split=split, field="mode", check="bad mode")
         else:
-            ids_by_split[mode].append(rid)
+            ids_by_split.setdefault(mode, []).append(rid)
         if complete and not str(r["text"]).strip():
             sink.error(path, f"line {k + 2}: empty text", record=rid, split=split, field="text", check="empty text")
         label = check_label(path, sink, r["label"], lo, hi, record=rid, split=split)
@@ -193,7 +190,7 @@ def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
         rows.append({"id": rid, "line": k + 2, "video_id": r["video_id"], "clip_id": r["clip_id"], "text": r["text"] or "",
                      "label": label, "mode": mode, "split": split, "annotation": r.get("annotation") or None})
     if complete:
-        check_splits(path, sink, [m for m in modes if m in SPLITS], field="mode")
+        check_splits(path, sink, list(ids_by_split), field="mode")
     check_ids(path, sink, ids_by_split)
     return rows
 
