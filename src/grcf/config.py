@@ -7,14 +7,15 @@ A run is (dataset, variant, seed). Its settings are the base sections, then the 
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 
 import yaml
 
 from .errors import GrcfError
+from .schema import load_schema, settings_at
 
 RUN_SECTIONS = ("model", "loss", "stage1", "stage2")
-SCHEMA = Path(__file__).with_name("params.schema.yaml")
 
 
 def load_params(path="params.yaml") -> dict:
@@ -27,12 +28,48 @@ def load_params(path="params.yaml") -> dict:
     return params
 
 
-def validate_params(params: dict, source="params") -> None:
+def _origin(dotted_path: tuple, source, layers) -> str:
+    """The last of `layers` [(name, dict)] that sets the key at `dotted_path` (later layers override)."""
+    found = source
+    for name, layer in layers:
+        node = layer
+        for key in dotted_path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            found = name
+    return str(found)
+
+
+def unknown_settings(params: dict, errors, source="params", layers=()) -> list[str]:
+    """One message per key the schema does not name, with the closest valid key."""
+    out, seen = [], set()
+    for e in errors:
+        if e.validator not in ("additionalProperties", "unevaluatedProperties") or not isinstance(e.instance, dict):
+            continue
+        path = tuple(e.absolute_path)
+        allowed = settings_at(params, path)
+        for key in e.instance if allowed is not None else ():
+            if key in allowed or (*path, key) in seen:
+                continue
+            seen.add((*path, key))
+            dotted = ".".join(map(str, (*path, key)))
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = (f"did you mean {'.'.join(map(str, (*path, close[0])))}?" if close
+                    else f"the settings there are {', '.join(sorted(allowed))}")
+            out.append(f"{_origin((*path, key), source, layers)}: {dotted} is not a setting; {hint}")
+    return out
+
+
+def validate_params(params: dict, source="params", layers=()) -> None:
+    """Check params against the schema; `layers` [(file name, dict)] name the file a typo is in."""
     import jsonschema
 
-    with open(SCHEMA) as f:
-        schema = yaml.safe_load(f)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(params), key=str)
+    if not isinstance(params, dict):
+        raise GrcfError(f"{source}: expected a mapping of settings, got {type(params).__name__}")
+    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(params), key=str)
+    unknown = unknown_settings(params, errors, source, layers)
+    if unknown:
+        raise GrcfError("\n".join(unknown))
     if errors:
         e = errors[0]
         where = "/".join(str(p) for p in e.absolute_path) or "<top>"
