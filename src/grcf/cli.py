@@ -43,7 +43,7 @@ def feature_options(params: dict, dataset: str) -> tuple[str, str | None, dict]:
 
 def build_features(kind: str, src, out, options: dict):
     if options.get("device", "auto") == "auto":  # resolved here, not in params, so a job's settings don't depend on the node
-        from .train import pick_device
+        from .device import pick_device
 
         options = {**options, "device": str(pick_device("auto"))}
     if kind == "embedded":
@@ -137,7 +137,7 @@ def cmd_evaluate(args):
     from .evaluate import evaluate_run
 
     cfg = resolve_run(_params(args), args.dataset, args.variant)
-    result = evaluate_run(cfg, args.features, args.model, args.out_dir, args.seed)
+    result = evaluate_run(cfg, args.features, args.model, args.out_dir, args.seed, params_file=args.params)
     print(" ".join(f"{k}={v:.4f}" for k, v in result["test"].items()))
 
 

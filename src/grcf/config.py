@@ -73,7 +73,7 @@ def validate_params(params: dict, source="params", layers=()) -> None:
     if errors:
         e = errors[0]
         where = "/".join(str(p) for p in e.absolute_path) or "<top>"
-        raise GrcfError(f"{source}: invalid at {where}: {e.message}")
+        raise GrcfError(f"{_origin(tuple(e.absolute_path), source, layers)}: invalid at {where}: {e.message}")
     for name in params["run"]["variants"]:
         if name not in params["variants"]:
             raise GrcfError(f"{source}: run.variants names unknown variant {name!r}")
@@ -86,6 +86,24 @@ def validate_params(params: dict, source="params", layers=()) -> None:
             raise GrcfError(f"{source}: cv.{group} names unknown dataset(s) {unknown}")
         if group in params["datasets"]:
             raise GrcfError(f"{source}: cv.{group} has the name of a dataset; give the group its own name")
+
+
+def params_file_for(config: dict, layers=(), default="params.yaml", directory=".grcf/config") -> str:
+    """The file a pipeline's `grcf` commands read: `default` when `config` is its content,
+    else `config` written once to `<directory>/<content hash>.yaml` (Snakemake's --configfile
+    and --config: every job then runs with the configuration Snakemake resolved)."""
+    import hashlib
+
+    from .atomic import write_text
+
+    if Path(default).exists() and yaml.safe_load(Path(default).read_text()) == config:
+        return default
+    text = yaml.safe_dump(config, sort_keys=True)
+    path = Path(directory) / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.exists():
+        made_of = " + ".join(name for name, _ in layers) or "a resolved configuration"
+        write_text(path, f"# resolved from {made_of}; read by the grcf commands of that run\n{text}")
+    return str(path)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
