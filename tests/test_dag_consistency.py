@@ -90,6 +90,7 @@ def dvc_stages(project: Path) -> list:
                 "outs": frozenset(o.def_path for o in s.outs),  # outs, metrics and plots
                 "cmd": norm(s.cmd),
                 "params": [p for d in s.deps if hasattr(d, "params") for p in (d.params or [])],
+                "deps": {d.def_path for d in s.deps if not hasattr(d, "params")},
             }
             for s in repo.index.stages
         ]
@@ -178,8 +179,36 @@ def test_snakemake_params_covered_by_dvc_params(project, tmp_path):
         stage = stages[stage_name(job["rule"], job["wildcards"])]
         dvc_params = stage["params"]
         for name, value in job["params"].items():
+            if name == "code":  # the code fingerprint: test_code_deps_match
+                continue
             for src in _sources(job["rule"], job["wildcards"], name, value, params):
                 if not any(src == p or src.startswith(p + ".") for p in dvc_params):
                     missing.setdefault(stage["base"], set()).add(src)
     assert not missing, ("hyperparameters a Snakemake rule passes (its rerun trigger) that the "
                          f"DVC stage does not track in its params: {missing}")
+
+
+def test_code_deps_match(project, tmp_path, monkeypatch):
+    """Each Snakemake job's code fingerprint is that of the modules grcf.codedeps computes for
+    its step (and dataset), and the DVC stage depends on exactly those modules' files (a
+    `foreach` stage cannot vary its deps per dataset, so it takes every format's)."""
+    from grcf import codedeps
+
+    dump = tmp_path / "jobs.json"
+    run_cmd([sys.executable, "-c", DUMP_PARAMS, dump], project)
+    jobs = [j for j in json.loads(dump.read_text()) if j["rule"] != "all"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    stages = {s["name"]: s for s in dvc_stages(project)}
+    monkeypatch.chdir(project)  # module paths relative to the project root, as the Snakefile sees them
+    assert {j["rule"] for j in jobs} <= set(codedeps.STEPS)
+    for job in jobs:
+        rule, wc = job["rule"], job["wildcards"]
+        ds = params["datasets"][wc["dataset"]]
+        narrow = (ds["source"], ds.get("modalities")) if rule in codedeps.PER_DATASET else (None, None)
+        files = codedeps.modules(rule, *narrow)
+        assert job["params"]["code"] == codedeps.fingerprint(files), (rule, wc)
+        name = f"{rule}@{wc['dataset']}" + (f"-{wc['variant']}-{wc['seed']}" if "variant" in wc else "")
+        dvc_code = {d for d in stages[name]["deps"] if d.startswith("src/")}
+        assert dvc_code == set(codedeps.modules(rule)), (
+            f"dvc.yaml stage {rule}: its src/grcf deps are not what `python -m grcf.codedeps` lists")
+        assert set(files) <= dvc_code

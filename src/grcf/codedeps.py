@@ -51,8 +51,13 @@ def _file(src: Path, module: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
 def _parse(path: Path) -> ast.Module:
+    path = path.resolve()
+    return _parse_version(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=None)
+def _parse_version(path: Path, mtime_ns: int) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
 
