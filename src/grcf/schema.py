@@ -29,10 +29,16 @@ def _resolve(schema: dict, ref: str) -> dict:
     return node
 
 
+_validators: dict = {}
+
+
 def _valid(schema: dict, sub: dict, instance) -> bool:
     import jsonschema
 
-    return jsonschema.Draft202012Validator({**sub, "$defs": schema.get("$defs", {})}).is_valid(instance)
+    key = (id(schema), id(sub))
+    if key not in _validators:
+        _validators[key] = (sub, jsonschema.Draft202012Validator({**sub, "$defs": schema.get("$defs", {})}))
+    return _validators[key][1].is_valid(instance)
 
 
 def is_object_node(node) -> bool:
