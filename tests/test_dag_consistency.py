@@ -161,10 +161,15 @@ def _sources(rule: str, wildcards: dict, name: str, value, params: dict) -> list
     return out
 
 
-def test_snakemake_params_covered_by_dvc_params(project, tmp_path):
-    dump = tmp_path / "jobs.json"
+@pytest.fixture(scope="module")
+def jobs(project, tmp_path_factory) -> list:
+    """Every Snakemake job of the full default DAG: rule, wildcards, evaluated params."""
+    dump = tmp_path_factory.mktemp("jobs") / "jobs.json"
     run_cmd([sys.executable, "-c", DUMP_PARAMS, dump], project)
-    jobs = [j for j in json.loads(dump.read_text()) if j["rule"] != "all"]
+    return [j for j in json.loads(dump.read_text()) if j["rule"] != "all"]
+
+
+def test_snakemake_params_covered_by_dvc_params(project, jobs):
     params = yaml.safe_load((project / "params.yaml").read_text())
     stages = {s["name"]: s for s in dvc_stages(project)}
 
@@ -188,15 +193,12 @@ def test_snakemake_params_covered_by_dvc_params(project, tmp_path):
                          f"DVC stage does not track in its params: {missing}")
 
 
-def test_code_deps_match(project, tmp_path, monkeypatch):
+def test_code_deps_match(project, jobs, monkeypatch):
     """Each Snakemake job's code fingerprint is that of the modules grcf.codedeps computes for
     its step (and dataset), and the DVC stage depends on exactly those modules' files (a
     `foreach` stage cannot vary its deps per dataset, so it takes every format's)."""
     from grcf import codedeps
 
-    dump = tmp_path / "jobs.json"
-    run_cmd([sys.executable, "-c", DUMP_PARAMS, dump], project)
-    jobs = [j for j in json.loads(dump.read_text()) if j["rule"] != "all"]
     params = yaml.safe_load((project / "params.yaml").read_text())
     stages = {s["name"]: s for s in dvc_stages(project)}
     monkeypatch.chdir(project)  # module paths relative to the project root, as the Snakefile sees them

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grcf.config import load_params, validate_params
+from grcf.config import deep_merge, load_params, validate_params
 from grcf.errors import GrcfError
 from grcf.schema import is_object_node, load_schema, visits
 
@@ -125,3 +125,10 @@ def test_unknown_key_rejected_at_every_object_of_the_schema(params):
         with pytest.raises(GrcfError) as e:
             validate_params(bad, "params.yaml")
         assert UNKNOWN in str(e.value), (path, str(e.value))
+
+
+@pytest.mark.parametrize("experiment", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_experiments_are_valid(params, experiment):
+    """Each experiments/*.yaml, layered over params.yaml as `--configfile` does, is a valid config."""
+    layer = yaml.safe_load(experiment.read_text())
+    validate_params(deep_merge(params, layer), "params.yaml", layers=[(experiment.name, layer)])
