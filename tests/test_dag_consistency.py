@@ -169,9 +169,14 @@ def jobs(project, tmp_path_factory) -> list:
     return [j for j in json.loads(dump.read_text()) if j["rule"] != "all"]
 
 
-def test_snakemake_params_covered_by_dvc_params(project, jobs):
+@pytest.fixture(scope="module")
+def stages(project) -> dict:
+    """DVC's stages by name (foreach/matrix expanded)."""
+    return {s["name"]: s for s in dvc_stages(project)}
+
+
+def test_snakemake_params_covered_by_dvc_params(project, jobs, stages):
     params = yaml.safe_load((project / "params.yaml").read_text())
-    stages = {s["name"]: s for s in dvc_stages(project)}
 
     def stage_name(rule, wc):
         if rule in ("validate", "features", "summarize", "report"):
@@ -193,24 +198,29 @@ def test_snakemake_params_covered_by_dvc_params(project, jobs):
                          f"DVC stage does not track in its params: {missing}")
 
 
-def test_code_deps_match(project, jobs, monkeypatch):
+def test_code_deps_match(project, jobs, stages, monkeypatch):
     """Each Snakemake job's code fingerprint is that of the modules grcf.codedeps computes for
     its step (and dataset), and the DVC stage depends on exactly those modules' files (a
     `foreach` stage cannot vary its deps per dataset, so it takes every format's)."""
     from grcf import codedeps
 
     params = yaml.safe_load((project / "params.yaml").read_text())
-    stages = {s["name"]: s for s in dvc_stages(project)}
     monkeypatch.chdir(project)  # module paths relative to the project root, as the Snakefile sees them
     assert {j["rule"] for j in jobs} <= set(codedeps.STEPS)
+    fingerprints, every_format = {}, {}
     for job in jobs:
         rule, wc = job["rule"], job["wildcards"]
         ds = params["datasets"][wc["dataset"]]
-        narrow = (ds["source"], ds.get("modalities")) if rule in codedeps.PER_DATASET else (None, None)
-        files = codedeps.modules(rule, *narrow)
-        assert job["params"]["code"] == codedeps.fingerprint(files), (rule, wc)
+        narrow = (ds["source"], tuple(ds.get("modalities") or ())) if rule in codedeps.PER_DATASET else (None, ())
+        if (rule, narrow) not in fingerprints:
+            files = codedeps.modules(rule, narrow[0], list(narrow[1]) or None)
+            fingerprints[rule, narrow] = files, codedeps.fingerprint(files)
+        files, fingerprint = fingerprints[rule, narrow]
+        assert job["params"]["code"] == fingerprint, (rule, wc)
         name = f"{rule}@{wc['dataset']}" + (f"-{wc['variant']}-{wc['seed']}" if "variant" in wc else "")
         dvc_code = {d for d in stages[name]["deps"] if d.startswith("src/")}
-        assert dvc_code == set(codedeps.modules(rule)), (
+        if rule not in every_format:
+            every_format[rule] = set(codedeps.modules(rule))
+        assert dvc_code == every_format[rule], (
             f"dvc.yaml stage {rule}: its src/grcf deps are not what `python -m grcf.codedeps` lists")
         assert set(files) <= dvc_code

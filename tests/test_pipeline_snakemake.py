@@ -173,20 +173,20 @@ def test_configfile_experiment_runs_and_records_its_config(project):
     experiments.mkdir(exist_ok=True)
     lr = read_params(project)["stage2"]["lr"] / 8
     (experiments / "lr.yaml").write_text(yaml.safe_dump({"stage2": {"lr": lr}}))
-    exp = ("--configfile", "experiments/lr.yaml")
+    exp = ("--configfile", "experiments/lr.yaml")  # after the target: it takes several files
     target = "runs/embedded/grcf/seed0/metrics.json"
-    assert dry_run(project, *exp, target) == Counter(train_stage2=1, evaluate=1)
-    snakemake(project, "--cores", "2", *exp, target)
+    assert dry_run(project, target, *exp) == Counter(train_stage2=1, evaluate=1)
+    snakemake(project, "--cores", "2", target, *exp)
     info = json.loads((run_dir(project, "grcf", 0) / "run_info.json").read_text())
     assert info["params"]["stage2"]["lr"] == lr
     assert info["params_file"].startswith(".grcf/config/"), info["params_file"]
     resolved = yaml.safe_load((project / info["params_file"]).read_text())
     assert resolved == {**read_params(project), "stage2": {**read_params(project)["stage2"], "lr": lr}}
     # reruns follow each config's own parameters
-    assert dry_run(project, *exp, target) == Counter()
+    assert dry_run(project, target, *exp) == Counter()
     assert dry_run(project) == Counter(train_stage2=1, evaluate=1, summarize=1, report=1, all=1)
     # --config works too (it used to be refused)
-    assert dry_run(project, "--config", "device=cpu", target) == Counter(
+    assert dry_run(project, target, "--config", "device=cpu") == Counter(
         validate=1, features=1, train_stage1=1, train_stage2=1, evaluate=1)
     # a typo in an experiment file stops Snakemake before any job, naming the file and the key
     (experiments / "typo.yaml").write_text("stage1:\n  grad_clp: 0.5\n")
