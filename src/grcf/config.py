@@ -76,10 +76,10 @@ def validate_params(params: dict, source="params", layers=()) -> None:
         raise GrcfError(f"{_origin(tuple(e.absolute_path), source, layers)}: invalid at {where}: {e.message}")
     for name in params["run"]["variants"]:
         if name not in params["variants"]:
-            raise GrcfError(f"{source}: run.variants names unknown variant {name!r}")
+            raise GrcfError(f"{_origin(('run', 'variants'), source, layers)}: run.variants names unknown variant {name!r}")
     for name in params["run"]["datasets"]:
         if name not in params["datasets"]:
-            raise GrcfError(f"{source}: run.datasets names unknown dataset {name!r}")
+            raise GrcfError(f"{_origin(('run', 'datasets'), source, layers)}: run.datasets names unknown dataset {name!r}")
     for group, folds in params.get("cv", {}).items():
         unknown = [f for f in folds if f not in params["datasets"]]
         if unknown:

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+from pathlib import Path
 
 import yaml
 
@@ -14,7 +15,7 @@ from grcf.config import params_file_for, resolve_run, validate_params
 def config_layers():
     """(name, settings) of params.yaml, each --configfile and --config, in the order Snakemake merges them."""
     files = ["params.yaml", *(os.path.relpath(f) for f in workflow.config_settings.configfiles)]
-    layers = [(f, yaml.safe_load(open(f)) or {}) for f in files if os.path.exists(f)]
+    layers = [(f, yaml.safe_load(Path(f).read_text()) or {}) for f in files if os.path.exists(f)]
     return layers + ([("--config", dict(workflow.config_settings.config))] if workflow.config_settings.config else [])
 
 
