@@ -222,5 +222,6 @@ def test_code_deps_match(project, jobs, stages, monkeypatch):
         if rule not in every_format:
             every_format[rule] = set(codedeps.modules(rule))
         assert dvc_code == every_format[rule], (
-            f"dvc.yaml stage {rule}: its src/grcf deps are not what `python -m grcf.codedeps` lists")
+            f"dvc.yaml stage {rule}: its src/grcf deps are not what `python -m grcf.codedeps` lists; "
+            "`python -m grcf.codedeps --write dvc.yaml` updates them")
         assert set(files) <= dvc_code

@@ -8,13 +8,16 @@ run only the format module of its `source` (cli.py picks it by name) and only th
 
 The fingerprint hashes each module's syntax tree with docstrings removed, so comments,
 docstrings and formatting do not change it: Snakemake passes it as a rerun-triggering param.
-`python -m grcf.codedeps` prints the module lists that dvc.yaml's stages depend on.
+`python -m grcf.codedeps` prints the module lists that dvc.yaml's stages depend on;
+`python -m grcf.codedeps --write dvc.yaml` puts them there (after a change to the imports).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -145,7 +148,34 @@ def fingerprint(paths) -> str:
     return h.hexdigest()[:16]
 
 
-def main() -> None:
+def write_dvc_deps(dvc_yaml="dvc.yaml") -> bool:
+    """Replace each stage's `- src/grcf/...` deps in dvc.yaml by the computed list (comments and
+    everything else kept). True when the file changed."""
+    path = Path(dvc_yaml)
+    old = path.read_text().split("\n")
+    new, stage = [], None
+    for line in old:
+        m = re.match(r"^  (\w+):\s*$", line)
+        stage = m.group(1) if m else stage
+        dep = re.match(r"^(\s+)- src/grcf/\S+$", line)
+        if not dep or stage not in STEPS:
+            new.append(line)
+        elif not (new and new[-1].startswith(f"{dep.group(1)}- src/grcf/")):  # first of the run
+            new += [f"{dep.group(1)}- {p}" for p in modules(stage)]
+    if new == old:
+        return False
+    from .atomic import write_text
+
+    write_text(path, "\n".join(new))
+    return True
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--write"]:
+        target = argv[1] if len(argv) > 1 else "dvc.yaml"
+        print(f"{target}: " + ("deps updated" if write_dvc_deps(target) else "deps already up to date"))
+        return
     for step in STEPS:
         print(f"{step}:")
         for path in modules(step):
