@@ -1,11 +1,11 @@
 # grcf pipeline: validate -> features -> stage 1 -> stage 2 -> evaluate -> summary -> report.
-# Thin by design: every rule calls one `grcf` subcommand; all settings live in params.yaml.
-from snakemake.utils import min_version, validate
+# Thin by design: every rule calls one `grcf` subcommand; all settings live in params.yaml,
+# or in experiment files layered over it (`--configfile experiments/x.yaml`, `--config k=v`).
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 configfile: "params.yaml"
-validate(config, "workflow/schemas/params.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/features.smk"

@@ -3,9 +3,8 @@
 The pipeline tests never run in the repository itself: ``small_project`` copies
 the pipeline (Snakefile, workflow/, params.yaml, dvc.yaml, src/, slurm/,
 .dvcignore) into a tmp dir and shrinks params.yaml there so a full run takes
-about a minute on 2 cores.  The Snakefile refuses ``--config`` overrides (the
-``grcf`` commands read params.yaml), so tests change parameters by editing the
-copied params.yaml (``edit_params``).
+about a minute on 2 cores.  Tests change parameters by editing the copied
+params.yaml (``edit_params``), or layer an experiment file with ``--configfile``.
 """
 
 from __future__ import annotations

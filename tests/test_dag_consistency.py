@@ -90,6 +90,7 @@ def dvc_stages(project: Path) -> list:
                 "outs": frozenset(o.def_path for o in s.outs),  # outs, metrics and plots
                 "cmd": norm(s.cmd),
                 "params": [p for d in s.deps if hasattr(d, "params") for p in (d.params or [])],
+                "deps": {d.def_path for d in s.deps if not hasattr(d, "params")},
             }
             for s in repo.index.stages
         ]
@@ -160,12 +161,22 @@ def _sources(rule: str, wildcards: dict, name: str, value, params: dict) -> list
     return out
 
 
-def test_snakemake_params_covered_by_dvc_params(project, tmp_path):
-    dump = tmp_path / "jobs.json"
+@pytest.fixture(scope="module")
+def jobs(project, tmp_path_factory) -> list:
+    """Every Snakemake job of the full default DAG: rule, wildcards, evaluated params."""
+    dump = tmp_path_factory.mktemp("jobs") / "jobs.json"
     run_cmd([sys.executable, "-c", DUMP_PARAMS, dump], project)
-    jobs = [j for j in json.loads(dump.read_text()) if j["rule"] != "all"]
+    return [j for j in json.loads(dump.read_text()) if j["rule"] != "all"]
+
+
+@pytest.fixture(scope="module")
+def stages(project) -> dict:
+    """DVC's stages by name (foreach/matrix expanded)."""
+    return {s["name"]: s for s in dvc_stages(project)}
+
+
+def test_snakemake_params_covered_by_dvc_params(project, jobs, stages):
     params = yaml.safe_load((project / "params.yaml").read_text())
-    stages = {s["name"]: s for s in dvc_stages(project)}
 
     def stage_name(rule, wc):
         if rule in ("validate", "features", "summarize", "report"):
@@ -178,8 +189,39 @@ def test_snakemake_params_covered_by_dvc_params(project, tmp_path):
         stage = stages[stage_name(job["rule"], job["wildcards"])]
         dvc_params = stage["params"]
         for name, value in job["params"].items():
+            if name == "code":  # the code fingerprint: test_code_deps_match
+                continue
             for src in _sources(job["rule"], job["wildcards"], name, value, params):
                 if not any(src == p or src.startswith(p + ".") for p in dvc_params):
                     missing.setdefault(stage["base"], set()).add(src)
     assert not missing, ("hyperparameters a Snakemake rule passes (its rerun trigger) that the "
                          f"DVC stage does not track in its params: {missing}")
+
+
+def test_code_deps_match(project, jobs, stages, monkeypatch):
+    """Each Snakemake job's code fingerprint is that of the modules grcf.codedeps computes for
+    its step (and dataset), and the DVC stage depends on exactly those modules' files (a
+    `foreach` stage cannot vary its deps per dataset, so it takes every format's)."""
+    from grcf import codedeps
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    monkeypatch.chdir(project)  # module paths relative to the project root, as the Snakefile sees them
+    assert {j["rule"] for j in jobs} <= set(codedeps.STEPS)
+    fingerprints, every_format = {}, {}
+    for job in jobs:
+        rule, wc = job["rule"], job["wildcards"]
+        ds = params["datasets"][wc["dataset"]]
+        narrow = (ds["source"], tuple(ds.get("modalities") or ())) if rule in codedeps.PER_DATASET else (None, ())
+        if (rule, narrow) not in fingerprints:
+            files = codedeps.modules(rule, narrow[0], list(narrow[1]) or None)
+            fingerprints[rule, narrow] = files, codedeps.fingerprint(files)
+        files, fingerprint = fingerprints[rule, narrow]
+        assert job["params"]["code"] == fingerprint, (rule, wc)
+        name = f"{rule}@{wc['dataset']}" + (f"-{wc['variant']}-{wc['seed']}" if "variant" in wc else "")
+        dvc_code = {d for d in stages[name]["deps"] if d.startswith("src/")}
+        if rule not in every_format:
+            every_format[rule] = set(codedeps.modules(rule))
+        assert dvc_code == every_format[rule], (
+            f"dvc.yaml stage {rule}: its src/grcf deps are not what `python -m grcf.codedeps` lists; "
+            "`python -m grcf.codedeps --write dvc.yaml` updates them")
+        assert set(files) <= dvc_code

@@ -2,7 +2,7 @@
 
 One full ``dvc repro``, then status/metrics/plots, a parameter change, the
 engine interplay (Snakemake reruns stage 2 in the same dir, ``dvc commit -f``
-records it) and push / pull through a local remote.  The tests build on each
+records it), push / pull through a local remote, and a ``dvc exp run -S`` override.  The tests build on each
 other in file order.
 """
 
@@ -183,3 +183,13 @@ def test_push_then_pull_restores_identical_files(project, tmp_path):
     dvc(project, "pull")
     assert {p: sha256(p) for p in digests if p.is_file()} == digests
     assert status(project) == {}
+
+
+def test_exp_run_set_param_overrides_a_setting(project):
+    """DVC's way of an experiment override (`dvc exp run -S`), here for one run's stage 2."""
+    lr = read_params(project)["stage2"]["lr"] / 8
+    _, out = dvc(project, "exp", "run", "-S", f"stage2.lr={lr}", "evaluate@embedded-grcf-0")
+    assert stages_run(out) == Counter(train_stage2=1, evaluate=1), out[-3000:]
+    info = json.loads((project / "runs/embedded/grcf/seed0/run_info.json").read_text())
+    assert info["params"]["stage2"]["lr"] == lr and info["params_file"] == "params.yaml"
+    assert info["git"]["commit"], info["git"]  # run in the repository itself: provenance kept

@@ -1,8 +1,9 @@
 """The Snakemake pipeline end to end on the shrunk embedded dataset, and its rerun triggers.
 
-One full run (module fixture), then dry runs, one partial run (stage2.lr
-changed) and a last dry run (a feature parameter changed).  The tests build on
-each other in file order.
+One full run (module fixture), then dry runs (code edits, undone after each),
+one partial run (stage2.lr changed), one run of a --configfile experiment and a
+last dry run (a feature parameter changed).  The tests build on each other in
+file order.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
     from conftest import copy_project, dry_run, edit_params, read_params, snakemake
@@ -71,6 +73,7 @@ def test_full_run_outputs(project):
         assert info["packages"]["torch"] and info["packages"]["grcf"], info["packages"]
         assert info["params"]["variant"] == variant and info["params"]["dataset"] == "embedded"
         assert info["params"]["model"]["hidden"] == 16  # the shrunk params.yaml was used
+        assert info["params_file"] == "params.yaml"
 
         if variant == "grcf":
             pred = pd.read_csv(d / "predictions.csv")
@@ -111,6 +114,37 @@ def test_touch_without_change_reruns_nothing(project):
     assert dry_run(project) == Counter()
 
 
+N = len(RUNS)
+
+
+@pytest.mark.parametrize("module, expected", [
+    ("report.py", Counter(report=1, all=1)),
+    ("summarize.py", Counter(summarize=1, report=1, all=1)),
+    ("losses.py", Counter(train_stage1=N, train_stage2=N, evaluate=N, summarize=1, report=1, all=1)),
+    # the embedded generator extracts no audio (test_codedeps: the raw-clip datasets depend on it)
+    ("features/audio.py", Counter()),
+])
+def test_code_edit_reruns_what_runs_that_code(project, module, expected):
+    path = project / "src" / "grcf" / module
+    text = path.read_text()
+    path.write_text(text + "\n_EDITED = True\n")
+    try:
+        assert dry_run(project) == expected
+    finally:
+        path.write_text(text)
+    assert dry_run(project) == Counter()
+
+
+def test_comment_and_docstring_edit_reruns_nothing(project):
+    path = project / "src" / "grcf" / "losses.py"
+    text = path.read_text()
+    path.write_text('"""Reworded module docstring."""\n# a new comment\n' + text.split('"""', 2)[2].lstrip("\n"))
+    try:
+        assert dry_run(project) == Counter()
+    finally:
+        path.write_text(text)
+
+
 def test_stage2_lr_reruns_stage2_and_downstream_only(project):
     lr = read_params(project)["stage2"]["lr"]
     edit_params(project, {"stage2.lr": lr * 4})
@@ -131,6 +165,34 @@ def test_stage2_lr_reruns_stage2_and_downstream_only(project):
         assert path.stat().st_mtime_ns != mtime, path
         assert path.read_bytes() != data, f"{path}: same bytes after a learning-rate change"
     assert dry_run(project) == Counter()
+
+
+def test_configfile_experiment_runs_and_records_its_config(project):
+    """`--configfile` layers an experiment over params.yaml; the jobs read the resolved config."""
+    experiments = project / "experiments"
+    experiments.mkdir(exist_ok=True)
+    lr = read_params(project)["stage2"]["lr"] / 8
+    (experiments / "lr.yaml").write_text(yaml.safe_dump({"stage2": {"lr": lr}}))
+    exp = ("--configfile", "experiments/lr.yaml")  # after the target: it takes several files
+    target = "runs/embedded/grcf/seed0/metrics.json"
+    assert dry_run(project, target, *exp) == Counter(train_stage2=1, evaluate=1)
+    snakemake(project, "--cores", "2", target, *exp)
+    info = json.loads((run_dir(project, "grcf", 0) / "run_info.json").read_text())
+    assert info["params"]["stage2"]["lr"] == lr
+    assert info["params_file"].startswith(".grcf/config/"), info["params_file"]
+    resolved = yaml.safe_load((project / info["params_file"]).read_text())
+    assert resolved == {**read_params(project), "stage2": {**read_params(project)["stage2"], "lr": lr}}
+    # reruns follow each config's own parameters
+    assert dry_run(project, target, *exp) == Counter()
+    assert dry_run(project) == Counter(train_stage2=1, evaluate=1, summarize=1, report=1, all=1)
+    # --config works too (it used to be refused)
+    assert dry_run(project, target, "--config", "device=cpu") == Counter(
+        validate=1, features=1, train_stage1=1, train_stage2=1, evaluate=1)
+    # a typo in an experiment file stops Snakemake before any job, naming the file and the key
+    (experiments / "typo.yaml").write_text("stage1:\n  grad_clp: 0.5\n")
+    rc, out = snakemake(project, "-n", "--configfile", "experiments/typo.yaml", check=False)
+    assert rc != 0
+    assert "experiments/typo.yaml: stage1.grad_clp is not a setting; did you mean stage1.grad_clip?" in out, out[-2000:]
 
 
 def test_feature_param_reruns_everything_downstream(project):

@@ -20,12 +20,19 @@ def _add_params(p):
     p.add_argument("--params", default="params.yaml", help="the pipeline configuration (default: params.yaml)")
 
 
-def _add_run(p):
+def _add_run_command(sub, name: str, help: str, func, **paths):
+    """A subcommand of one run (dataset x variant x seed): the shared flags, then its own
+    required path flags (`out_dir="..."` adds `--out-dir`)."""
+    p = sub.add_parser(name, help=help)
     _add_params(p)
     p.add_argument("--dataset", required=True, help="a dataset name from params.yaml `datasets`")
     p.add_argument("--variant", required=True, help="a variant name from params.yaml `variants`")
     p.add_argument("--seed", type=int, required=True, help="the run's seed (initial weights, batch order)")
     p.add_argument("--features", required=True, type=Path, help="the dataset's feature store (Parquet)")
+    for dest, text in paths.items():
+        p.add_argument("--" + dest.replace("_", "-"), required=True, type=Path, help=text)
+    p.set_defaults(func=func)
+    return p
 
 
 # ---------------------------------------------------------------- features
@@ -43,7 +50,7 @@ def feature_options(params: dict, dataset: str) -> tuple[str, str | None, dict]:
 
 def build_features(kind: str, src, out, options: dict):
     if options.get("device", "auto") == "auto":  # resolved here, not in params, so a job's settings don't depend on the node
-        from .train import pick_device
+        from .device import pick_device
 
         options = {**options, "device": str(pick_device("auto"))}
     if kind == "embedded":
@@ -112,32 +119,33 @@ def _setup_logging():
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def cmd_train_stage1(args):
+def _run_cfg(args) -> dict:
     from .config import resolve_run
+
+    return resolve_run(_params(args), args.dataset, args.variant)
+
+
+def _print_best(stage: int, args, info: dict) -> None:
+    print(f"stage {stage} {args.dataset}/{args.variant}/seed{args.seed}: best epoch {info['best_epoch']} "
+          f"({info['select']}={info['best_score']})")
+
+
+def cmd_train_stage1(args):
     from .train import train_stage1
 
-    cfg = resolve_run(_params(args), args.dataset, args.variant)
-    info = train_stage1(cfg, args.features, args.out, args.log, args.seed)
-    print(f"stage 1 {args.dataset}/{args.variant}/seed{args.seed}: best epoch {info['best_epoch']} "
-          f"({info['select']}={info['best_score']})")
+    _print_best(1, args, train_stage1(_run_cfg(args), args.features, args.out, args.log, args.seed))
 
 
 def cmd_train_stage2(args):
-    from .config import resolve_run
     from .train import train_stage2
 
-    cfg = resolve_run(_params(args), args.dataset, args.variant)
-    info = train_stage2(cfg, args.features, args.init, args.out, args.log, args.seed)
-    print(f"stage 2 {args.dataset}/{args.variant}/seed{args.seed}: best epoch {info['best_epoch']} "
-          f"({info['select']}={info['best_score']})")
+    _print_best(2, args, train_stage2(_run_cfg(args), args.features, args.init, args.out, args.log, args.seed))
 
 
 def cmd_evaluate(args):
-    from .config import resolve_run
     from .evaluate import evaluate_run
 
-    cfg = resolve_run(_params(args), args.dataset, args.variant)
-    result = evaluate_run(cfg, args.features, args.model, args.out_dir, args.seed)
+    result = evaluate_run(_run_cfg(args), args.features, args.model, args.out_dir, args.seed, params_file=args.params)
     print(" ".join(f"{k}={v:.4f}" for k, v in result["test"].items()))
 
 
@@ -240,24 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int, default=2)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("train-stage1", help="stage 1: group-wise ranking; best epoch by the validation ranking score")
-    _add_run(p)
-    p.add_argument("--out", required=True, type=Path, help="stage-1 checkpoint (.pt)")
-    p.add_argument("--log", required=True, type=Path, help="per-epoch log (CSV)")
-    p.set_defaults(func=cmd_train_stage1)
-
-    p = sub.add_parser("train-stage2", help="stage 2: calibration from the stage-1 checkpoint; best epoch by validation MAE")
-    _add_run(p)
-    p.add_argument("--init", required=True, type=Path, help="the stage-1 checkpoint")
-    p.add_argument("--out", required=True, type=Path, help="stage-2 checkpoint (.pt)")
-    p.add_argument("--log", required=True, type=Path, help="per-epoch log (CSV)")
-    p.set_defaults(func=cmd_train_stage2)
-
-    p = sub.add_parser("evaluate", help="metrics.json (test, valid beside it), predictions.csv, run_info.json")
-    _add_run(p)
-    p.add_argument("--model", required=True, type=Path, help="the stage-2 checkpoint")
-    p.add_argument("--out-dir", required=True, type=Path)
-    p.set_defaults(func=cmd_evaluate)
+    _add_run_command(sub, "train-stage1", "stage 1: group-wise ranking; best epoch by the validation ranking score",
+                     cmd_train_stage1, out="stage-1 checkpoint (.pt)", log="per-epoch log (CSV)")
+    _add_run_command(sub, "train-stage2", "stage 2: calibration from the stage-1 checkpoint; best epoch by validation MAE",
+                     cmd_train_stage2, init="the stage-1 checkpoint", out="stage-2 checkpoint (.pt)", log="per-epoch log (CSV)")
+    _add_run_command(sub, "evaluate", "metrics.json (test, valid beside it), predictions.csv, run_info.json",
+                     cmd_evaluate, model="the stage-2 checkpoint", out_dir="the run's folder for the three files")
 
     p = sub.add_parser("summarize", help="mean ± std over seeds and paired comparisons (CSV, Markdown, JSON)")
     _add_params(p)

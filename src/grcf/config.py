@@ -7,14 +7,15 @@ A run is (dataset, variant, seed). Its settings are the base sections, then the 
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 
 import yaml
 
 from .errors import GrcfError
+from .schema import load_schema, settings_at
 
 RUN_SECTIONS = ("model", "loss", "stage1", "stage2")
-SCHEMA = Path(__file__).with_name("params.schema.yaml")
 
 
 def load_params(path="params.yaml") -> dict:
@@ -27,28 +28,82 @@ def load_params(path="params.yaml") -> dict:
     return params
 
 
-def validate_params(params: dict, source="params") -> None:
+def _origin(dotted_path: tuple, source, layers) -> str:
+    """The last of `layers` [(name, dict)] that sets the key at `dotted_path` (later layers override)."""
+    found = source
+    for name, layer in layers:
+        node = layer
+        for key in dotted_path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            found = name
+    return str(found)
+
+
+def unknown_settings(params: dict, errors, source="params", layers=()) -> list[str]:
+    """One message per key the schema does not name, with the closest valid key."""
+    out, seen = [], set()
+    for e in errors:
+        if e.validator not in ("additionalProperties", "unevaluatedProperties") or not isinstance(e.instance, dict):
+            continue
+        path = tuple(e.absolute_path)
+        allowed = settings_at(params, path)
+        for key in e.instance if allowed is not None else ():
+            if key in allowed or (*path, key) in seen:
+                continue
+            seen.add((*path, key))
+            dotted = ".".join(map(str, (*path, key)))
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = (f"did you mean {'.'.join(map(str, (*path, close[0])))}?" if close
+                    else f"the settings there are {', '.join(sorted(allowed))}")
+            out.append(f"{_origin((*path, key), source, layers)}: {dotted} is not a setting; {hint}")
+    return out
+
+
+def validate_params(params: dict, source="params", layers=()) -> None:
+    """Check params against the schema; `layers` [(file name, dict)] name the file a typo is in."""
     import jsonschema
 
-    with open(SCHEMA) as f:
-        schema = yaml.safe_load(f)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(params), key=str)
+    if not isinstance(params, dict):
+        raise GrcfError(f"{source}: expected a mapping of settings, got {type(params).__name__}")
+    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(params), key=str)
+    unknown = unknown_settings(params, errors, source, layers)
+    if unknown:
+        raise GrcfError("\n".join(unknown))
     if errors:
         e = errors[0]
         where = "/".join(str(p) for p in e.absolute_path) or "<top>"
-        raise GrcfError(f"{source}: invalid at {where}: {e.message}")
+        raise GrcfError(f"{_origin(tuple(e.absolute_path), source, layers)}: invalid at {where}: {e.message}")
     for name in params["run"]["variants"]:
         if name not in params["variants"]:
-            raise GrcfError(f"{source}: run.variants names unknown variant {name!r}")
+            raise GrcfError(f"{_origin(('run', 'variants'), source, layers)}: run.variants names unknown variant {name!r}")
     for name in params["run"]["datasets"]:
         if name not in params["datasets"]:
-            raise GrcfError(f"{source}: run.datasets names unknown dataset {name!r}")
+            raise GrcfError(f"{_origin(('run', 'datasets'), source, layers)}: run.datasets names unknown dataset {name!r}")
     for group, folds in params.get("cv", {}).items():
         unknown = [f for f in folds if f not in params["datasets"]]
         if unknown:
             raise GrcfError(f"{source}: cv.{group} names unknown dataset(s) {unknown}")
         if group in params["datasets"]:
             raise GrcfError(f"{source}: cv.{group} has the name of a dataset; give the group its own name")
+
+
+def params_file_for(config: dict, layers=(), default="params.yaml", directory=".grcf/config") -> str:
+    """The file a pipeline's `grcf` commands read: `default` when `config` is its content,
+    else `config` written once to `<directory>/<content hash>.yaml` (Snakemake's --configfile
+    and --config: every job then runs with the configuration Snakemake resolved)."""
+    import hashlib
+
+    from .atomic import write_text
+
+    if Path(default).exists() and yaml.safe_load(Path(default).read_text()) == config:
+        return default
+    text = yaml.safe_dump(config, sort_keys=True)
+    path = Path(directory) / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.exists():
+        made_of = " + ".join(name for name, _ in layers) or "a resolved configuration"
+        write_text(path, f"# resolved from {made_of}; read by the grcf commands of that run\n{text}")
+    return str(path)
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -12,7 +12,7 @@ from .provenance import run_record
 from .train import load_checkpoint, load_tensors, pick_device, predict
 
 
-def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int) -> dict:
+def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int, params_file=None) -> dict:
     out_dir = Path(out_dir)
     device = pick_device(cfg["device"])
     model, ckpt = load_checkpoint(model_path, device)
@@ -29,6 +29,6 @@ def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int) -> dict:
         rows["prediction"] += pred.tolist()
     # CSV so that `dvc plots` can draw the predicted-vs-true scatter from it
     write_text(out_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False))
-    write_json(out_dir / "run_info.json", run_record(cfg, seed, str(device)))
+    write_json(out_dir / "run_info.json", run_record(cfg, seed, str(device), params_file))
     write_json(out_dir / "metrics.json", result)
     return result

@@ -33,11 +33,12 @@ def package_versions() -> dict:
     return out
 
 
-def run_record(cfg: dict, seed: int, device: str) -> dict:
+def run_record(cfg: dict, seed: int, device: str, params_file=None) -> dict:
     return {
         "seed": seed,
         "device": device,
         "params": cfg,
+        "params_file": None if params_file is None else str(params_file),  # params.yaml or a resolved --configfile run
         "git": git_state(),
         "packages": package_versions(),
         "python": platform.python_version(),

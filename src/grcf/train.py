@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import losses
 from .atomic import atomic_path, write_text
+from .device import pick_device
 from .errors import GrcfError
 from .metrics import compute as compute_metrics
 from .metrics import selection_score
@@ -34,14 +35,6 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ set-up
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GrcfError("device: cuda was asked for but no CUDA device is available")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,7 +1,8 @@
 """A separate pipeline workspace: a copy of the workflow with its own params.yaml and outputs.
 
-Used for experiments that change `run:` or add generated variants (matrix benchmarks,
-hyperparameter sweeps) without touching the checkout's params.yaml or outputs.
+Used by `grcf sweep`, whose generated candidate variants must not touch the checkout's
+params.yaml or outputs. (An experiment over existing variants is a `--configfile` run in the
+checkout instead: see experiments/.)
 """
 
 from __future__ import annotations

@@ -1,28 +1,34 @@
 # Helpers shared by the rules: paths, and the resolved settings each rule passes as `params`
 # (Snakemake's params rerun trigger then reruns exactly what a parameter change affects).
-import glob
+import functools
 import json
 import os
+from pathlib import Path
 
 import yaml
 
+from grcf import codedeps
 from grcf.cli import feature_options
-from grcf.config import resolve_run
+from grcf.config import params_file_for, resolve_run, validate_params
 
-PARAMS_FILE = "params.yaml"
+
+def config_layers():
+    """(name, settings) of params.yaml, each --configfile and --config, in the order Snakemake merges them."""
+    files = ["params.yaml", *(os.path.relpath(f) for f in workflow.config_settings.configfiles)]
+    layers = [(f, yaml.safe_load(Path(f).read_text()) or {}) for f in files if os.path.exists(f)]
+    return layers + ([("--config", dict(workflow.config_settings.config))] if workflow.config_settings.config else [])
+
+
+# the same check as every grcf command; a typo is reported with the file it is in
+validate_params(config, "params.yaml", layers=config_layers())
+# what the grcf commands read: params.yaml, or the resolved --configfile/--config settings
+PARAMS_FILE = params_file_for(config, config_layers())
 RUN = "runs/{dataset}/{variant}/seed{seed}"
-# code is an input of every step, so a code change reruns what it may affect
-SRC = sorted(glob.glob("src/grcf/**/*.py", recursive=True))
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_]+",
     variant=r"[A-Za-z0-9_]+",
     seed=r"\d+",
-
-with open(PARAMS_FILE) as _f:
-    if config != yaml.safe_load(_f):
-        raise ValueError("config differs from params.yaml: the grcf commands read params.yaml, so edit it there instead of using --config")
-
 
 def as_json(obj):
     return json.dumps(obj, sort_keys=True)
@@ -37,6 +43,23 @@ def stage1_settings(w):
     cfg = resolve_run(config, w.dataset, w.variant)
     keys = ("model", "loss", "stage1", "task", "metrics", "modalities", "device")
     return as_json({**{k: cfg[k] for k in keys}, "objective": cfg["stage2"]["objective"]})
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(step, source=None, modalities=None):
+    return codedeps.fingerprint(codedeps.modules(step, source, modalities))
+
+
+def code(step):
+    """The step's rerun trigger for code: a fingerprint of the grcf modules its command runs
+    (computed from the imports; comments, docstrings and formatting do not change it)."""
+    def fingerprint(w):
+        if step not in codedeps.PER_DATASET:
+            return _fingerprint(step)
+        ds = config["datasets"][w.dataset]
+        return _fingerprint(step, ds["source"], tuple(ds.get("modalities") or ()) or None)
+
+    return fingerprint
 
 
 def dataset_settings(w):

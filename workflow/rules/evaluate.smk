@@ -5,16 +5,16 @@ rule evaluate:
     input:
         features="features/{dataset}.parquet",
         model=RUN + "/stage2.pt",
-        code=SRC,
     output:
         metrics=RUN + "/metrics.json",
         predictions=RUN + "/predictions.csv",
         info=RUN + "/run_info.json",
     params:
         settings=lambda w: run_settings(w, "metrics", "modalities", "device", "model"),
+        code=code("evaluate"),
     log:
         "logs/" + RUN + "/evaluate.log",
     shell:
-        "grcf evaluate --params params.yaml --dataset {wildcards.dataset} --variant {wildcards.variant}"
+        "grcf evaluate --params {PARAMS_FILE} --dataset {wildcards.dataset} --variant {wildcards.variant}"
         " --seed {wildcards.seed} --features {input.features} --model {input.model} --out-dir runs/{wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed}"
         " > {log} 2>&1"

@@ -5,30 +5,30 @@
 rule validate:
     input:
         sources=dataset_sources,
-        code=SRC,
     output:
         "features/{dataset}.validation.json",
     params:
         settings=dataset_settings,
+        code=code("validate"),
     log:
         "logs/validate/{dataset}.log",
     shell:
-        "grcf validate --params params.yaml --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "grcf validate --params {PARAMS_FILE} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
 
 
 rule features:
     input:
         validation="features/{dataset}.validation.json",
         sources=dataset_sources,
-        code=SRC,
     output:
         "features/{dataset}.parquet",
     params:
         settings=dataset_settings,
+        code=code("features"),
     threads: config.get("features", {}).get("workers", 1)
     resources:
         mem_mb=8000,
     log:
         "logs/features/{dataset}.log",
     shell:
-        "grcf features build --params params.yaml --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "grcf features build --params {PARAMS_FILE} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

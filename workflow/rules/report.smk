@@ -4,7 +4,6 @@
 rule summarize:
     input:
         metrics=runs_of(RUN + "/metrics.json"),
-        code=SRC,
     output:
         csv="results/{dataset}/summary.csv",
         md="results/{dataset}/summary.md",
@@ -12,10 +11,11 @@ rule summarize:
         comparisons="results/{dataset}/comparisons.csv",
     params:
         run=lambda w: as_json(config["run"]),
+        code=code("summarize"),
     log:
         "logs/summarize/{dataset}.log",
     shell:
-        "grcf summarize --params params.yaml --dataset {wildcards.dataset} --runs runs"
+        "grcf summarize --params {PARAMS_FILE} --dataset {wildcards.dataset} --runs runs"
         " --out-dir results/{wildcards.dataset} > {log} 2>&1"
 
 
@@ -25,15 +25,15 @@ rule report:
         predictions=runs_of(RUN + "/predictions.csv"),
         logs1=runs_of(RUN + "/stage1_log.csv"),
         logs2=runs_of(RUN + "/stage2_log.csv"),
-        code=SRC,
     output:
         "results/{dataset}/report.html",
     params:
         run=lambda w: as_json(config["run"]),
+        code=code("report"),
     log:
         "logs/report/{dataset}.log",
     shell:
-        "grcf report --params params.yaml --dataset {wildcards.dataset} --runs runs"
+        "grcf report --params {PARAMS_FILE} --dataset {wildcards.dataset} --runs runs"
         " --summary-dir results/{wildcards.dataset} --out {output} > {log} 2>&1"
 
 
@@ -42,15 +42,15 @@ rule summarize_cv:
     input:
         metrics=lambda w: expand(RUN + "/metrics.json", dataset=config["cv"][w.cv],
                                  variant=config["run"]["variants"], seed=config["run"]["seeds"]),
-        code=SRC,
     output:
         csv="results/{cv}/cv_summary.csv",
         md="results/{cv}/cv_summary.md",
         folds="results/{cv}/cv_folds.csv",
     params:
         run=lambda w: as_json(config["run"]),
+        code=code("summarize_cv"),
     log:
         "logs/summarize_cv/{cv}.log",
     shell:
-        "grcf summarize-cv --params params.yaml --cv {wildcards.cv} --runs runs"
+        "grcf summarize-cv --params {PARAMS_FILE} --cv {wildcards.cv} --runs runs"
         " --out-dir results/{wildcards.cv} > {log} 2>&1"

@@ -1,0 +1,69 @@
+"""grcf.codedeps: the modules each step runs (from the imports) and their code fingerprint. Fast;
+the Snakemake side (what `snakemake -n` plans after an edit) is in test_pipeline_snakemake.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grcf import codedeps
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def src(tmp_path) -> Path:
+    """A copy of src/grcf to edit."""
+    dest = tmp_path / "src" / "grcf"
+    shutil.copytree(REPO / "src" / "grcf", dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def names(paths) -> set[str]:
+    return {p.split("src/grcf/", 1)[1] for p in paths}
+
+
+def test_steps_depend_on_what_they_import(src):
+    stage1 = names(codedeps.modules("train_stage1", src=src))
+    assert {"cli.py", "config.py", "train.py", "losses.py", "model.py", "store.py", "metrics.py"} <= stage1
+    assert "features/text.py" in stage1  # a function-level import (text-encoder fine-tuning)
+    assert not stage1 & {"report.py", "summarize.py", "evaluate.py", "validate.py", "datasets/embedded.py"}
+    assert "summarize.py" in names(codedeps.modules("report", src=src))
+    summarize = names(codedeps.modules("summarize", src=src))
+    assert "summarize.py" in summarize and "report.py" not in summarize and "losses.py" not in summarize
+
+
+@pytest.mark.parametrize("source, modalities, audio", [
+    ("mmsa_raw", None, True),                 # CMU-MOSI raw clips, every modality
+    ("mmsa_raw", ["text", "audio"], True),
+    ("mmsa_raw", ["text"], False),            # mosi_text
+    ("embedded", None, False),                # the generator extracts nothing
+    ("mmsa_pickle", None, False),             # stored arrays
+    ("mustard", None, False),
+])
+def test_features_depend_on_source_and_modalities(src, source, modalities, audio):
+    for step in ("validate", "features"):
+        deps = names(codedeps.modules(step, source, modalities, src=src))
+        assert ("features/audio.py" in deps) == audio, (step, source, modalities, sorted(deps))
+        own = codedeps.FORMATS[source]
+        assert {f"datasets/{own}.py"} == {d for d in deps if d.startswith("datasets/") and d != "datasets/__init__.py"}
+        assert "losses.py" not in deps and "train.py" not in deps
+    # without a source (DVC's foreach stage): every format and extractor
+    assert {"features/audio.py", "datasets/mustard.py", "datasets/embedded.py"} <= names(codedeps.modules("features", src=src))
+
+
+def test_fingerprint_ignores_comments_docstrings_and_layout(src):
+    files = codedeps.modules("train_stage1", src=src)
+    before = codedeps.fingerprint(files)
+    losses = src / "losses.py"
+    text = losses.read_text()
+    doc = text.index('"""', text.index("def ")) + 3  # inside the first function's docstring
+    edited = text[:doc] + "Reworded. " + text[doc:]
+    edited = edited.replace("\n\n\ndef ", "\n\n\n# a comment\ndef ", 1).replace(" = ", "  =  ", 3)
+    assert edited != text
+    losses.write_text(edited)
+    assert codedeps.fingerprint(files) == before
+    losses.write_text(text.replace("import torch\n", "import torch\nCHANGED = 1\n", 1))
+    assert codedeps.fingerprint(files) != before
