@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
+import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -167,9 +169,16 @@ def _read_labels(path, label_range):
     return rows
 
 
+# Fault injection for the tests: a worker process (never the main one) that starts on the clip
+# file named here kills itself with SIGSEGV, like the numba cache crash of issue 10.
+CRASH_CLIP_ENV = "GRCF_TEST_CRASH_CLIP"
+
+
 def _extract_one(job):
     """Worker: (i, path, audio [T,Da] | None, vision [T,Dv] | None, info, error | None)."""
     i, path, mods, audio_opts, vision_opts = job
+    if os.environ.get(CRASH_CLIP_ENV) == Path(path).name and mp.parent_process() is not None:
+        os.kill(os.getpid(), signal.SIGSEGV)
     try:
         a = v = None
         info = {}
@@ -206,6 +215,10 @@ def _extract_all(clips, mods, audio_opts, vision_opts, workers, progress=True):
                 yield _extract_one(job)
                 bar.update(1)
             return
+        if "audio" in mods and audio_opts["backend"] == "librosa":
+            from ..features.audio import warm_librosa
+
+            warm_librosa()  # compile once here, not in every worker at once
         # spawn, not fork: forking a parent that already runs torch/opensmile/tqdm threads
         # deadlocked workers in testing; spawn costs ~2 s of imports per worker instead
         ctx = mp.get_context("spawn")
@@ -216,10 +229,58 @@ def _extract_all(clips, mods, audio_opts, vision_opts, workers, progress=True):
                     yield res
                     done += 1
                     bar.update(1)
-        except BrokenProcessPool as e:  # e.g. spawn cannot re-import a `python - <script` main
-            log.warning("process pool failed (%s); extracting the remaining %d clips serially", e, len(jobs) - done)
-            for job in jobs[done:]:
-                yield _extract_one(job)
+        except BrokenProcessPool as e:  # a worker died (signal, OOM kill) or spawn failed
+            # the pool cannot say which clip killed it: redo each unfinished clip in a process of
+            # its own, so a crash loses only that clip, is named, and never reaches this process
+            log.warning("a clip worker died (%s); extracting the remaining %d clips again, each in its own process",
+                        e, len(jobs) - done)
+            for res in _extract_isolated(jobs[done:], workers, ctx):
+                yield res
                 bar.update(1)
     finally:
         bar.close()
+
+
+def _run_isolated(job, conn):
+    _init_worker()
+    conn.send(_extract_one(job))
+    conn.close()
+
+
+def _death(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "signal"
+        return f"worker process killed by {name} ({-exitcode}) while extracting this clip"
+    return f"worker process exited with code {exitcode} without a result"
+
+
+def _extract_isolated(jobs, workers, ctx):
+    """Each job in a fresh process, `workers` at a time; a process that dies yields its clip's error."""
+    from multiprocessing.connection import wait
+
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < max(1, workers):
+            job = pending.pop(0)
+            reader, writer = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_run_isolated, args=(job, writer), daemon=True)
+            proc.start()
+            writer.close()  # the child's copy stays open: EOF on the reader = the child is gone
+            running.append((proc, reader, job))
+        # wait on the pipes too: a child blocks in send() until its (large) result is read
+        ready = wait([x for proc, reader, _ in running for x in (reader, proc.sentinel)])
+        for item in [r for r in running if r[1] in ready or r[0].sentinel in ready]:
+            proc, reader, job = item
+            try:
+                res = reader.recv()
+            except EOFError:
+                proc.join()
+                res = (job[0], job[1], None, None, {}, _death(proc.exitcode))
+                log.error("%s: %s", job[1], res[-1])
+            proc.join()
+            reader.close()
+            running.remove(item)
+            yield res
