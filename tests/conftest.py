@@ -22,10 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from slurm_cluster import single_node_slurm, slurm_available
-except ImportError:  # tests/ is a package
-    from tests.slurm_cluster import single_node_slurm, slurm_available
+from grcf.slurm_cluster import single_node_slurm, slurm_available
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -188,7 +185,7 @@ def dry_run(cwd, *args) -> Counter:
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A real single-node Slurm (tests/slurm_cluster.py) for the session; skips when unavailable."""
+    """A real single-node Slurm (src/grcf/slurm_cluster.py) for the session; skips when unavailable."""
     ok, why = slurm_available()
     if not ok:
         pytest.skip(why)
