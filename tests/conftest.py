@@ -180,6 +180,12 @@ def dry_run(cwd, *args) -> Counter:
     return planned_jobs(out)
 
 
+def readme_commands(prefix: str) -> list[str]:
+    """The `inline commands` of README.md that start with ``prefix`` (tests run what it tells users)."""
+    text = (REPO / "README.md").read_text()
+    return [c for c in re.findall(r"`([^`\n]+)`", text) if c.startswith(prefix)]
+
+
 # ------------------------------------------------------------------ Slurm
 
 

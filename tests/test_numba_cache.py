@@ -43,7 +43,7 @@ def _extract(src, out, env, *extra):
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(p, timeout=600):
+def _finish(p, timeout=1500):
     out, _ = p.communicate(timeout=timeout)
     return p.returncode, out
 

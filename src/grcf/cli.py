@@ -195,8 +195,9 @@ def cmd_slurm_up(args):
         raise GrcfError(f"could not start the local Slurm: {e}") from None
     print(f"grcf: single-node Slurm up in {info.startup_seconds:.1f} s: partition {info.partition}, node "
           f"{info.nodename} ({info.cpus} CPUs, {info.real_memory_mb} MB, {info.gpus} fake GPU(s)); state in {info.root}.\n"
-          f"grcf: point this shell at it with: eval \"$(grcf slurm env --state {args.state})\"; "
-          f"stop it with: grcf slurm down --state {args.state}", file=sys.stderr)
+          f"grcf: the lines on stdout point Slurm's commands at it (`eval \"$(grcf slurm up)\"` runs them; "
+          f"another shell: eval \"$(grcf slurm env --state {args.state})\"); stop it with: grcf slurm down --state {args.state}",
+          file=sys.stderr)
     print(export_lines(info), end="")
 
 

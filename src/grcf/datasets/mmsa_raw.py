@@ -30,6 +30,33 @@ REQUIRED = ("video_id", "clip_id", "text", "label", "mode")
 MEDIA_EXT = ".mp4"
 
 
+def clip_path(root, video_id: str, clip_id: str) -> Path:
+    return Path(root) / "Raw" / video_id / f"{clip_id}{MEDIA_EXT}"
+
+
+def source_files(root) -> list[Path]:
+    """What a build reads: label.csv and the existing clips its rows name (the pipeline's inputs).
+
+    Snakemake compares inputs by content (checksums up to --max-checksum-file-size, 1 MB by
+    default; by time above), so an edited label.csv reruns the features, a README beside it does
+    not.  A missing or unreadable label.csv is left to `validate` to report.
+    """
+    import csv
+
+    root = Path(root)
+    labels = root / "label.csv"
+    files = [labels]
+    try:
+        with open(labels, newline="") as f:
+            for row in csv.DictReader(f):
+                p = clip_path(root, row.get("video_id") or "", row.get("clip_id") or "")
+                if p.exists():
+                    files.append(p)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
+    return list(dict.fromkeys(files))
+
+
 def log_path(out) -> Path:
     return Path(str(out) + ".log.json")
 
@@ -70,7 +97,7 @@ def build(root, out, options: dict | None = None) -> Path:
     vision: list = [None] * n
     has_media = np.zeros(n, dtype=bool)
     media_mods = [m for m in ("audio", "vision") if m in modalities]
-    clips = [(i, root / "Raw" / r["video_id"] / f"{r['clip_id']}{MEDIA_EXT}") for i, r in enumerate(rows)]
+    clips = [(i, clip_path(root, r["video_id"], r["clip_id"])) for i, r in enumerate(rows)]
     clips = [(i, p) for i, p in clips if p.exists()]
     if media_mods and clips:
         for i, path, a, v, info, err in _extract_all(clips, media_mods, audio_opts, vision_opts, int(options.get("workers", 1)),
