@@ -39,10 +39,12 @@ def test_readme_scopes_bit_identical_to_one_machine():
 @pytest.mark.slow
 @pytest.mark.skipif(not (MOSI / "Raw").is_dir(), reason=f"shared MOSI data not found at {MOSI}")
 def test_raw_folder_reruns_only_when_a_read_file_changes(small_project, tmp_path):
-    rows = [r for r in csv.DictReader(open(MOSI / "label.csv"))
-            if (MOSI / "Raw" / r["video_id"] / f"{r['clip_id']}.mp4").exists()][:2]
+    all_rows = list(csv.DictReader(open(MOSI / "label.csv")))
+    clips = [r for r in all_rows if (MOSI / "Raw" / r["video_id"] / f"{r['clip_id']}.mp4").exists()][:2]
+    # the shared clips are all train: valid and test get a text-only row each
+    rows = clips + [next(r for r in all_rows if r["mode"] == m) for m in ("valid", "test")]
     root = tmp_path / "mini"
-    for r in rows:
+    for r in clips:
         (root / "Raw" / r["video_id"]).mkdir(parents=True, exist_ok=True)
         shutil.copy(MOSI / "Raw" / r["video_id"] / f"{r['clip_id']}.mp4", root / "Raw" / r["video_id"])
     labels = root / "label.csv"
