@@ -72,12 +72,18 @@ def test_three_parallel_extractions_then_a_fourth(tmp_path, numba_env):
     assert not snap.exists() and not shared.exists()  # cleared: everyone compiles at the same time
     t0 = time.monotonic()
     procs = [_extract(MOSI, tmp_path / f"run{k}.parquet", numba_env, "--workers", "2") for k in range(3)]
-    results = [_finish(p) for p in procs]
-    t1 = time.monotonic()
-    for rc, out in results:
+    try:
+        results = [_finish(p) for p in procs]
+        t1 = time.monotonic()
+        for rc, out in results:
+            assert rc == 0, out[-3000:]
+        procs.append(_extract(MOSI, tmp_path / "run3.parquet", numba_env, "--workers", "2"))
+        rc, out = _finish(procs[-1])
         assert rc == 0, out[-3000:]
-    rc, out = _finish(_extract(MOSI, tmp_path / "run3.parquet", numba_env, "--workers", "2"))
-    assert rc == 0, out[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     print(f"\n[timing] 3 parallel cold extractions: {t1 - t0:.1f} s; a 4th: {time.monotonic() - t1:.1f} s")
 
     # one complete snapshot was published; nothing was written to the shared cache

@@ -7,7 +7,6 @@ the partition or submit jobs, which must not show up in the session cluster othe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
