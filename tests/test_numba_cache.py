@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -122,7 +123,7 @@ def test_broken_shared_cache_is_never_read(tmp_path, numba_env):
 
 def test_worker_killed_by_signal_is_named(tmp_path, numba_env):
     """A worker dying by SIGSEGV on one clip: that clip and the signal are reported; the rest is extracted."""
-    root, rows = _mini(tmp_path, 3)
+    root, rows = _mini(tmp_path, 7)  # more than the 2 * workers + 1 clips retried one per process
     victim = rows[1]
     env = dict(numba_env, GRCF_TEST_CRASH_CLIP=f"{victim['clip_id']}.mp4")
     victim_id = f"{victim['video_id']}$_${victim['clip_id']}"
@@ -132,7 +133,9 @@ def test_worker_killed_by_signal_is_named(tmp_path, numba_env):
     log = json.loads((tmp_path / "skip.parquet.log.json").read_text())
     assert [c["id"] for c in log["failed_clips"]] == [victim_id], log
     assert "killed by SIGSEGV (11)" in log["failed_clips"][0]["error"]
-    assert log["n_with_media"] == 2
+    assert log["n_with_media"] == len(rows) - 1
+    # only the clips that may have reached a worker are retried one per process, a new pool does the rest
+    assert re.search(r"extracting [1-5] clips again, each in its own process", out), out[-3000:]
 
     rc, out = _finish(_extract(root, tmp_path / "fail.parquet", env, "--workers", "2"))
     assert rc == 1, out[-3000:]  # the main process reports; it is not killed with the worker

@@ -58,11 +58,10 @@ def test_raw_folder_reruns_only_when_a_read_file_changes(small_project, tmp_path
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     target = "features/mini.parquet"
     snakemake(small_project, "--cores", "2", target)
-    assert dry_run(small_project, target) == Counter()
 
+    time.sleep(0.05)  # later mtimes than the outputs'
     (root / "README.md").write_text("notes about this folder\n")  # not read by the build
     (root / "Raw" / "unused.txt").write_text("x\n")
-    assert dry_run(small_project, target) == Counter()
     os.utime(labels)  # touched, same content
     assert dry_run(small_project, target) == Counter()
 
@@ -92,6 +91,6 @@ def test_make_unlock_after_killed_run(small_project):
     assert rc != 0 and "LockException" in out, out[-2000:]
 
     run_cmd(["make", "-f", REPO / "Makefile", "unlock", f"VENV={sys.prefix}"], small_project, env=env)
-    assert not any(locks.iterdir())
+    assert not locks.exists() or not any(locks.iterdir())
     rc, out = snakemake(small_project, "--cores", "2", "--rerun-incomplete", "features/embedded.validation.json")
     assert (small_project / "features/embedded.validation.json").is_file()

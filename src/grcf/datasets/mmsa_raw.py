@@ -12,7 +12,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -249,21 +249,38 @@ def _extract_all(clips, mods, audio_opts, vision_opts, workers, progress=True):
         # spawn, not fork: forking a parent that already runs torch/opensmile/tqdm threads
         # deadlocked workers in testing; spawn costs ~2 s of imports per worker instead
         ctx = mp.get_context("spawn")
-        done = 0
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-                for res in pool.map(_extract_one, jobs, chunksize=1):
-                    yield res
-                    done += 1
+        remaining = jobs
+        while remaining:
+            finished = set()
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+            try:
+                futures = {pool.submit(_extract_one, job): job for job in remaining}
+                for fut in as_completed(futures):
+                    if fut.exception() is not None:
+                        raise fut.exception()
+                    finished.add(futures[fut][0])
+                    yield fut.result()
                     bar.update(1)
-        except BrokenProcessPool as e:  # a worker died (signal, OOM kill) or spawn failed
-            # the pool cannot say which clip killed it: redo each unfinished clip in a process of
-            # its own, so a crash loses only that clip, is named, and never reaches this process
-            log.warning("a clip worker died (%s); extracting the remaining %d clips again, each in its own process",
-                        e, len(jobs) - done)
-            for res in _extract_isolated(jobs[done:], workers, ctx):
-                yield res
-                bar.update(1)
+                remaining = []
+            except BrokenProcessPool as e:  # a worker died (signal, OOM kill) or spawn failed
+                for fut, job in futures.items():  # results that arrived before the break
+                    if job[0] not in finished and fut.done() and not fut.cancelled() and fut.exception() is None:
+                        finished.add(job[0])
+                        yield fut.result()
+                        bar.update(1)
+                # the pool cannot say which clip killed it.  Jobs reach workers in submission
+                # order, at most 2 * workers + 1 at a time (running + the executor's call queue):
+                # redo each of those in a process of its own, so a crash loses only its clip, is
+                # named, and never reaches this process; then a fresh pool takes the rest
+                left = [job for job in remaining if job[0] not in finished]
+                suspects, remaining = left[: 2 * workers + 1], left[2 * workers + 1:]
+                log.warning("a clip worker died (%s); extracting %d clips again, each in its own process",
+                            e, len(suspects))
+                for res in _extract_isolated(suspects, workers, ctx):
+                    yield res
+                    bar.update(1)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
 
