@@ -298,7 +298,7 @@ def _death(exitcode) -> str:
         except ValueError:
             name = "signal"
         return f"worker process killed by {name} ({-exitcode}) while extracting this clip"
-    return f"worker process exited with code {exitcode} without a result"
+    return f"worker process exited with code {exitcode} before it sent a result"
 
 
 def _extract_isolated(jobs, workers, ctx):
@@ -322,8 +322,14 @@ def _extract_isolated(jobs, workers, ctx):
                 res = reader.recv()
             except EOFError:
                 proc.join()
-                res = (job[0], job[1], None, None, {}, _death(proc.exitcode))
-                log.error("%s: %s", job[1], res[-1])
+                if proc.exitcode is not None and proc.exitcode >= 0:
+                    # no signal: the process could not start (e.g. spawn cannot re-import a
+                    # `python - <script` main), so this is no crash of the clip: do it here
+                    log.warning("%s: %s; extracting it in this process", job[1], _death(proc.exitcode))
+                    res = _extract_one(job)
+                else:
+                    res = (job[0], job[1], None, None, {}, _death(proc.exitcode))
+                    log.error("%s: %s", job[1], res[-1])
             proc.join()
             reader.close()
             running.remove(item)
