@@ -240,8 +240,13 @@ def onstart(workflow) -> None:
         return
     requests = [(job.rule.name, dict(job.resources.items())) for job in workflow.dag.needrun_jobs()
                 if not job.is_local]
-    problems = check_requests(requests)
-    if problems:
-        raise SlurmRequestError("these Slurm requests can never be met, so nothing was submitted:\n  "
-                                + "\n  ".join(problems))
+    try:
+        parts = partitions()
+    except (SlurmRequestError, OSError, subprocess.SubprocessError) as e:  # e.g. no scontrol on this host
+        print(f"grcf: cannot read the partitions, requests not checked: {e}", file=sys.stderr)
+    else:
+        problems = check_requests(requests, parts)
+        if problems:
+            raise SlurmRequestError("these Slurm requests can never be met, so nothing was submitted:\n  "
+                                    + "\n  ".join(problems))
     watch(os.getcwd(), interval=float(os.environ.get("GRCF_SLURM_WATCH_SECONDS", "30")))
