@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 CORES ?= 2
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench clean unlock
 
 $(BIN)/grcf: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ $(BIN)/grcf: pyproject.toml Makefile
 
 install: $(BIN)/grcf
 
+# --rerun-incomplete: a killed run's half-written outputs are redone, not an error
 run: install
-	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
+	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES) --rerun-incomplete
 	@cat results/*/summary.md
 
 test: install
@@ -26,6 +27,11 @@ test: install
 
 bench: install
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_features.py
+
+# After a killed `make run` (Ctrl-C twice, OOM, lost SSH) Snakemake's lock stays behind and the
+# next run stops with LockException; this removes the lock (nothing else: outputs stay).
+unlock:
+	PATH=$(abspath $(BIN)):$$PATH snakemake --unlock
 
 clean:
 	rm -rf features runs results logs .snakemake

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Slurm + munge for the single-node test cluster (tests/slurm_cluster.py).
+# Install Slurm + munge for the single-node test cluster (src/grcf/slurm_cluster.py, `grcf slurm up`).
 # Idempotent: does nothing when the binaries are already there.
 # Debian/Ubuntu only; needs root or passwordless sudo.
 set -euo pipefail

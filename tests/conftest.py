@@ -21,10 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from slurm_cluster import single_node_slurm, slurm_available
-except ImportError:  # tests/ is a package
-    from tests.slurm_cluster import single_node_slurm, slurm_available
+from grcf.slurm_cluster import single_node_slurm, slurm_available
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -182,12 +179,18 @@ def dry_run(cwd, *args) -> Counter:
     return planned_jobs(out)
 
 
+def readme_commands(prefix: str) -> list[str]:
+    """The `inline commands` of README.md that start with ``prefix`` (tests run what it tells users)."""
+    text = (REPO / "README.md").read_text()
+    return [c for c in re.findall(r"`([^`\n]+)`", text) if c.startswith(prefix)]
+
+
 # ------------------------------------------------------------------ Slurm
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A real single-node Slurm (tests/slurm_cluster.py) for the session; skips when unavailable."""
+    """A real single-node Slurm (src/grcf/slurm_cluster.py) for the session; skips when unavailable."""
     ok, why = slurm_available()
     if not ok:
         pytest.skip(why)

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from conftest import copy_project, dry_run, dvc, edit_params, read_params, run_cmd, snakemake
+    from conftest import copy_project, dry_run, dvc, edit_params, read_params, readme_commands, run_cmd, snakemake
 except ImportError:  # tests/ is a package
-    from tests.conftest import copy_project, dry_run, dvc, edit_params, read_params, run_cmd, snakemake
+    from tests.conftest import copy_project, dry_run, dvc, edit_params, read_params, readme_commands, run_cmd, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +141,7 @@ def test_stage2_lr_change_is_seen_by_dvc(project):
 
 
 def test_snakemake_run_then_dvc_commit(project):
-    """Engine interplay: Snakemake reruns steps in the DVC repo, `dvc commit -f` records them."""
+    """Engine interplay: Snakemake reruns steps in the DVC repo, the README's `dvc commit -f` records them."""
     n = len(RUNS)
     run_dirs = [project / "runs/embedded" / v / f"seed{s}" for v, s in RUNS]
     produced = [d / name for d in run_dirs for name in ("metrics.json", "predictions.csv")]
@@ -166,7 +166,10 @@ def test_snakemake_run_then_dvc_commit(project):
     # whatever DVC now sees as stale is downstream of what Snakemake reran
     stale = Counter(name.split("@")[0] for name in status(project))
     assert set(stale) <= {"evaluate", "summarize", "report"}, stale
-    dvc(project, "commit", "-f")
+    # the command the README gives for this situation
+    commit = set(readme_commands("dvc commit"))
+    assert len(commit) == 1, commit
+    dvc(project, *commit.pop().split()[1:])
     assert status(project) == {}
     _, out = dvc(project, "repro")
     assert stages_run(out) == Counter(), out[-3000:]

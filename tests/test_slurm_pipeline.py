@@ -16,12 +16,12 @@ from collections import Counter
 
 import pytest
 
+from grcf.slurm_cluster import dry_run_resources, gpu_flags_by_rule
+
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
     from conftest import REPO, copy_project, planned_jobs, snakemake
-    from slurm_cluster import dry_run_resources, gpu_flags_by_rule
 except ImportError:  # tests/ is a package
     from tests.conftest import REPO, copy_project, planned_jobs, snakemake
-    from tests.slurm_cluster import dry_run_resources, gpu_flags_by_rule
 
 pytestmark = pytest.mark.slow
 

@@ -191,6 +191,38 @@ def cmd_validate(args):
     return validate_main(args)
 
 
+# ---------------------------------------------------------------- a throw-away local Slurm
+
+
+def cmd_slurm_up(args):
+    from .slurm_cluster import SlurmStartError, export_lines, start_cluster
+
+    try:
+        info = start_cluster(args.state, partition=args.partition, gpus=args.gpus, gpu_type=args.gpu_type)
+    except SlurmStartError as e:
+        raise GrcfError(f"could not start the local Slurm: {e}") from None
+    print(f"grcf: single-node Slurm up in {info.startup_seconds:.1f} s: partition {info.partition}, node "
+          f"{info.nodename} ({info.cpus} CPUs, {info.real_memory_mb} MB, {info.gpus} fake GPU(s)); state in {info.root}.\n"
+          f"grcf: the lines on stdout point Slurm's commands at it (`eval \"$(grcf slurm up)\"` runs them; "
+          f"another shell: eval \"$(grcf slurm env --state {args.state})\"); stop it with: grcf slurm down --state {args.state}",
+          file=sys.stderr)
+    print(export_lines(info), end="")
+
+
+def cmd_slurm_env(args):
+    from .slurm_cluster import state_exports
+
+    print(state_exports(args.state), end="")
+
+
+def cmd_slurm_down(args):
+    from .slurm_cluster import stop_cluster
+
+    if not stop_cluster(args.state):
+        raise GrcfError(f"no local Slurm is running from {args.state} (no {Path(args.state) / 'cluster.json'})")
+    print(f"grcf: stopped the local Slurm of {args.state}", file=sys.stderr)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -276,6 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("slurm", help="a throw-away single-node Slurm on this machine, to try `--profile slurm`")
+    ssub = p.add_subparsers(dest="slurm_command", required=True)
+    for name, func, help_ in [("up", cmd_slurm_up, "start munge, slurmctld and slurmd; print the environment to export"),
+                              ("env", cmd_slurm_env, "print the environment of a running one again"),
+                              ("down", cmd_slurm_down, "stop it (cancels its jobs)")]:
+        q = ssub.add_parser(name, help=help_)
+        q.add_argument("--state", default=".slurm-local", type=Path,
+                       help="the folder holding everything it writes (default: .slurm-local)")
+        q.set_defaults(func=func)
+        if name == "up":
+            q.add_argument("--partition", default="debug")
+            q.add_argument("--gpus", type=int, default=1, help="fake GPUs on the node (gres gpu:<type>:N; 0: none)")
+            q.add_argument("--gpu-type", dest="gpu_type", default="fake")
     return ap
 
 

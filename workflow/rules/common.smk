@@ -73,6 +73,10 @@ def dataset_sources(w):
         return []
     if kind == "mustard" and str(options.get("split", "")).startswith("fold"):
         return [path, os.path.join(os.path.dirname(path), "split_indices.p")]
+    if kind == "mmsa_raw":  # the files read, not the folder: an unrelated file there reruns nothing
+        from grcf.datasets.mmsa_raw import source_files
+
+        return [str(p) for p in source_files(path)]
     return [path]
 
 

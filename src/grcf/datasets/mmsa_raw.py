@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -29,6 +31,29 @@ REQUIRED = ("video_id", "clip_id", "text", "label", "mode")
 MEDIA_EXT = ".mp4"
 FACE_FRAMES = 3  # frames `check` samples per clip for the face check
 DETECT_WIDTH = 320
+
+
+def source_files(root) -> list[Path]:
+    """What a build reads: label.csv and the existing clips its rows name (the pipeline's inputs).
+
+    Snakemake compares inputs by content (checksums up to --max-checksum-file-size, 1 MB by
+    default; by time above), so an edited label.csv reruns the features, a README beside it does
+    not.  A missing or unreadable label.csv is left to `validate` to report.
+    """
+    import csv
+
+    root = Path(root)
+    labels = root / "label.csv"
+    files = [labels]
+    try:
+        with open(labels, newline="") as f:
+            for row in csv.DictReader(f):
+                p = clip_path(root, {"video_id": row.get("video_id") or "", "clip_id": row.get("clip_id") or ""})
+                if p.exists():
+                    files.append(p)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
+    return list(dict.fromkeys(files))
 
 
 def log_path(out) -> Path:
@@ -195,9 +220,16 @@ def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
     return rows
 
 
+# Fault injection for the tests: a worker process (never the main one) that starts on the clip
+# file named here kills itself with SIGSEGV, like the numba cache crash of issue 10.
+CRASH_CLIP_ENV = "GRCF_TEST_CRASH_CLIP"
+
+
 def _extract_one(job):
     """Worker: (i, path, audio [T,Da] | None, vision [T,Dv] | None, info, error | None)."""
     i, path, mods, audio_opts, vision_opts = job
+    if os.environ.get(CRASH_CLIP_ENV) == Path(path).name and mp.parent_process() is not None:
+        os.kill(os.getpid(), signal.SIGSEGV)
     try:
         a = v = None
         info = {}
@@ -234,21 +266,45 @@ def _extract_all(clips, mods, audio_opts, vision_opts, workers, progress=True):
                 yield _extract_one(job)
                 bar.update(1)
             return
+        if "audio" in mods and audio_opts["backend"] == "librosa":
+            from ..features.audio import warm_librosa
+
+            warm_librosa()  # compile once here, not in every worker at once
         # spawn, not fork: forking a parent that already runs torch/opensmile/tqdm threads
         # deadlocked workers in testing; spawn costs ~2 s of imports per worker instead
         ctx = mp.get_context("spawn")
-        done = 0
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-                for res in pool.map(_extract_one, jobs, chunksize=1):
-                    yield res
-                    done += 1
+        remaining = jobs
+        while remaining:
+            finished = set()
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+            try:
+                futures = {pool.submit(_extract_one, job): job for job in remaining}
+                for fut in as_completed(futures):
+                    if fut.exception() is not None:
+                        raise fut.exception()
+                    finished.add(futures[fut][0])
+                    yield fut.result()
                     bar.update(1)
-        except BrokenProcessPool as e:  # e.g. spawn cannot re-import a `python - <script` main
-            log.warning("process pool failed (%s); extracting the remaining %d clips serially", e, len(jobs) - done)
-            for job in jobs[done:]:
-                yield _extract_one(job)
-                bar.update(1)
+                remaining = []
+            except BrokenProcessPool as e:  # a worker died (signal, OOM kill) or spawn failed
+                for fut, job in futures.items():  # results that arrived before the break
+                    if job[0] not in finished and fut.done() and not fut.cancelled() and fut.exception() is None:
+                        finished.add(job[0])
+                        yield fut.result()
+                        bar.update(1)
+                # the pool cannot say which clip killed it.  Jobs reach workers in submission
+                # order, at most 2 * workers + 1 at a time (running + the executor's call queue):
+                # redo each of those in a process of its own, so a crash loses only its clip, is
+                # named, and never reaches this process; then a fresh pool takes the rest
+                left = [job for job in remaining if job[0] not in finished]
+                suspects, remaining = left[: 2 * workers + 1], left[2 * workers + 1:]
+                log.warning("a clip worker died (%s); extracting %d clips again, each in its own process",
+                            e, len(suspects))
+                for res in _extract_isolated(suspects, workers, ctx):
+                    yield res
+                    bar.update(1)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
 
@@ -363,3 +419,54 @@ def _any_face(frames) -> bool:
         if len(faces):
             return True
     return False
+
+
+def _run_isolated(job, conn):
+    _init_worker()
+    conn.send(_extract_one(job))
+    conn.close()
+
+
+def _death(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "signal"
+        return f"worker process killed by {name} ({-exitcode}) while extracting this clip"
+    return f"worker process exited with code {exitcode} before it sent a result"
+
+
+def _extract_isolated(jobs, workers, ctx):
+    """Each job in a fresh process, `workers` at a time; a process that dies yields its clip's error."""
+    from multiprocessing.connection import wait
+
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < max(1, workers):
+            job = pending.pop(0)
+            reader, writer = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_run_isolated, args=(job, writer), daemon=True)
+            proc.start()
+            writer.close()  # the child's copy stays open: EOF on the reader = the child is gone
+            running.append((proc, reader, job))
+        # wait on the pipes too: a child blocks in send() until its (large) result is read
+        ready = wait([x for proc, reader, _ in running for x in (reader, proc.sentinel)])
+        for item in [r for r in running if r[1] in ready or r[0].sentinel in ready]:
+            proc, reader, job = item
+            try:
+                res = reader.recv()
+            except EOFError:
+                proc.join()
+                if proc.exitcode is not None and proc.exitcode >= 0:
+                    # no signal: the process could not start (e.g. spawn cannot re-import a
+                    # `python - <script` main), so this is no crash of the clip: do it here
+                    log.warning("%s: %s; extracting it in this process", job[1], _death(proc.exitcode))
+                    res = _extract_one(job)
+                else:
+                    res = (job[0], job[1], None, None, {}, _death(proc.exitcode))
+                    log.error("%s: %s", job[1], res[-1])
+            proc.join()
+            reader.close()
+            running.remove(item)
+            yield res

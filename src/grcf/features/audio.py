@@ -85,7 +85,26 @@ def extract_audio(path, *, sample_rate: int = 16000, hop_seconds: float = 0.04, 
     return np.ascontiguousarray(feats, dtype=np.float32)
 
 
+def warm_librosa() -> None:
+    """Compile librosa's numba functions once, before a process pool starts (see numba_cache).
+
+    Without a snapshot every worker would compile the same functions at the same time; with one
+    this returns at once.
+    """
+    from . import numba_cache
+
+    if numba_cache.has_snapshot():
+        return
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 150 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    _librosa_features(wave, 16000, 640)
+
+
 def _librosa_features(wave, sr, hop):
+    from . import numba_cache
+
+    numba_cache.isolate()  # before librosa defines its jitted functions
     import librosa
 
     n_fft = 1024
@@ -108,6 +127,7 @@ def _librosa_features(wave, sr, hop):
     r, z, f = rms[0, :t], zcr[0, :t], f0[:t]
     voiced = (r > 0.1 * (np.percentile(r, 95) + 1e-8)) & (z < 0.25) & (f > F0_MIN * 1.05) & (f < F0_MAX * 0.95)
     log_f0 = np.where(voiced, np.log(f), 0.0)
+    numba_cache.publish()
     return np.concatenate(
         [mfcc[:, :t], delta[:, :t], np.log1p(100 * r)[None], z[None], log_f0[None], voiced[None].astype(np.float32), centroid[:, :t]],
         axis=0,

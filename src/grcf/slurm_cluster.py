@@ -1,44 +1,35 @@
-"""A real, throw-away, single-node Slurm cluster for tests.
+"""A real, throw-away, single-node Slurm cluster: ``grcf slurm up/down`` and the test suite.
 
-Usage (plain)::
+Usage (command line; a user trying the ``slurm`` profile on a workstation)::
 
-    from tests.slurm_cluster import single_node_slurm, slurm_available
+    eval "$(grcf slurm up --state .slurm-local)"   # starts the daemons, exports SLURM_CONF/PATH
+    grcf slurm down --state .slurm-local
 
-    ok, why = slurm_available()
-    with single_node_slurm(tmp_path) as info:
+Usage (Python)::
+
+    with single_node_slurm(tmp_path) as info:      # start_cluster + stop_cluster
         subprocess.run(["sbatch", "--wrap", "true"], env=info.env, check=True)
 
-Usage (pytest fixture, in a conftest)::
-
-    @pytest.fixture(scope="session")
-    def slurm_cluster(tmp_path_factory):
-        ok, why = slurm_available()
-        if not ok:
-            pytest.skip(why)
-        with single_node_slurm(tmp_path_factory.mktemp("slurm")) as info:
-            yield info
-
 What it does: starts ``munged`` with its own key and socket, then
-``slurmctld`` and ``slurmd`` in the foreground (so we own their pids) with a
-generated ``slurm.conf``: no accounting, ``proctrack/linuxproc``,
-``task/none``, ``MinJobAge=600`` (so ``squeue`` still sees finished jobs, which
-the Snakemake Slurm plugin needs when ``sacct`` is unusable), one partition,
-the node sized from ``slurmd -C``, and (by default) one *fake* GPU
-(``GresTypes=gpu``, ``Gres=gpu:fake:1``, no device file) so that
-``--gpus=1`` / ``--gres=gpu:1`` submissions are accepted and scheduled.
-Everything (state, spool, logs, pids) lives under the given directory; the
-munge socket lives in a short ``/tmp/grcf-munge-*`` directory because Unix
-socket paths are limited to 107 bytes.
+``slurmctld`` and ``slurmd`` in the foreground of their own sessions (so we
+know their pids, recorded in ``<state>/cluster.json``) with a generated
+``slurm.conf``: no accounting, ``proctrack/linuxproc``, ``task/none``,
+``MinJobAge=600`` (so ``squeue`` still sees finished jobs, which the Snakemake
+Slurm plugin needs when ``sacct`` is unusable), one partition, the node sized
+from ``slurmd -C``, and (by default) one *fake* GPU (``GresTypes=gpu``,
+``Gres=gpu:fake:1``, no device file) so that ``--gpus=1`` / ``--gres=gpu:1``
+submissions are accepted and scheduled.  Everything (state, spool, logs,
+pids, munge key and socket) lives under the state directory; only when its
+path is too long for a Unix socket (107 bytes) does the munge socket go to a
+``/tmp/grcf-munge-*`` directory, removed again on stop.
 
-``SLURM_CONF`` is set in ``os.environ`` for the lifetime of the context (and
-restored afterwards; so is ``PATH``, which gets ``<tmpdir>/bin`` with
-SLURM_CONF-pinning wrappers of srun/sbatch/... prepended - see below), so ``sbatch``/``squeue``/... called by this process or
-its children (Snakemake and its Slurm executor plugin) talk to this cluster.
+``<state>/bin`` holds SLURM_CONF-pinning wrappers of srun/sbatch/...  (see
+below); put it first on ``PATH`` and set ``SLURM_CONF`` (``single_node_slurm``
+does both in ``os.environ`` for the lifetime of the context) so that
+``sbatch``/``squeue``/... and Snakemake's Slurm executor talk to this cluster.
 The daemons run as the current user (``SlurmUser``/``SlurmdUser``); as root
 that is ``root``. Ports are picked free at start, so a system Slurm on
-6817/6818 does not clash.
-
-Everything started is stopped on exit, also when start-up fails.
+6817/6818 does not clash.  Install the packages with ``.ci/install_slurm.sh``.
 """
 
 from __future__ import annotations
@@ -46,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import getpass
+import json
 import os
 import re
 import shutil
@@ -62,6 +54,9 @@ __all__ = [
     "SlurmStartError",
     "slurm_available",
     "single_node_slurm",
+    "start_cluster",
+    "stop_cluster",
+    "export_lines",
     "sbatch_calls_from_log",
     "gpu_flags_by_rule",
     "dry_run_resources",
@@ -89,6 +84,7 @@ class SlurmClusterInfo:
     startup_seconds: float
     logs: dict  # name -> Path of each daemon log
     env: dict  # os.environ copy with SLURM_CONF set, for subprocess env=
+    procs: dict = dataclasses.field(default=None, repr=False, compare=False)  # our Popen children
 
     def run(self, *args: str, check: bool = True, timeout: float = 30):
         """Run a Slurm client command against this cluster; returns CompletedProcess."""
@@ -251,8 +247,33 @@ def _wait_for(pred, timeout: float, what: str, procs: dict, logs: dict,
                           + _logs_tail(logs))
 
 
-def _stop(procs: dict, env: dict) -> None:
-    if "slurmctld" in procs and procs["slurmctld"].poll() is None:
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _is_daemon(pid: int, name: str) -> bool:
+    """pid still runs `name` (guards against a pid reused since the cluster started)."""
+    try:
+        return name in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def _stop(pids: dict, env: dict, procs: dict | None = None) -> None:
+    """Stop the daemons (name -> pid, in start order); ``procs``: our own Popen children to reap."""
+    procs = procs or {}
+
+    def running(name):
+        p = procs.get(name)
+        if p is not None:
+            return p.poll() is None
+        return _alive(pids[name]) and _is_daemon(pids[name], name)
+
+    if "slurmctld" in pids and running("slurmctld"):
         # cancel whatever is still queued/running, then ask the daemons to exit
         with contextlib.suppress(Exception):
             subprocess.run(["scancel", "--user", getpass.getuser()], env=env,
@@ -261,39 +282,55 @@ def _stop(procs: dict, env: dict) -> None:
             subprocess.run(["scontrol", "shutdown"], env=env, timeout=10,
                            capture_output=True)
     # reverse start order: slurmd, slurmctld, munged
-    for name in reversed(list(procs)):
-        p = procs[name]
-        if p.poll() is None:
+    for name in reversed(list(pids)):
+        if not running(name):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pids[name], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while running(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if running(name):
             with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)  # own session: see start_new_session
-            p.wait(timeout=10)
+                os.killpg(pids[name], signal.SIGKILL)  # own session: see start_new_session
+        if name in procs:
+            procs[name].wait(timeout=10)
 
 
-@contextlib.contextmanager
-def single_node_slurm(tmpdir, *, partition: str = "debug", gpus: int = 1,
-                      gpu_type: str = "fake", timeout: float = 90
-                      ) -> Iterator[SlurmClusterInfo]:
-    """Start munged + slurmctld + slurmd under ``tmpdir``; yield SlurmClusterInfo.
+STATE_FILE = "cluster.json"
 
-    Raises SlurmStartError (with daemon log tails) if the node does not reach
-    ``idle`` within ``timeout`` seconds. ``gpus=0`` configures no GRES at all.
+
+def start_cluster(root, *, partition: str = "debug", gpus: int = 1,
+                  gpu_type: str = "fake", timeout: float = 90) -> SlurmClusterInfo:
+    """Start munged + slurmctld + slurmd under ``root`` and return once the node is idle.
+
+    The daemons run in their own sessions and outlive the caller; ``stop_cluster(root)`` stops
+    them (their pids are in ``root/cluster.json``).  Everything is written under ``root``,
+    except the munge socket's directory when ``root`` is too long for a Unix socket path
+    (then a ``/tmp/grcf-munge-*`` directory, removed by ``stop_cluster``).  Raises
+    SlurmStartError (with daemon log tails, everything started stopped again) if the node does
+    not reach ``idle`` within ``timeout`` seconds.  ``gpus=0`` configures no GRES at all.
     """
     ok, why = slurm_available()
     if not ok:
         raise SlurmStartError(why)
     t0 = time.monotonic()
-    root = Path(tmpdir).resolve()
+    root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    if (root / STATE_FILE).exists():
+        state = json.loads((root / STATE_FILE).read_text())
+        if any(_alive(p) and _is_daemon(p, n) for n, p in state["pids"].items()):
+            raise SlurmStartError(f"a cluster is already running from {root} (stop it first)")
     user = getpass.getuser()
     nodename = socket.gethostname().split(".")[0]
     hw = _node_hardware()
-    # short dir for the munge socket (sun_path limit), 0700 so munged is happy
-    mdir = Path(tempfile.mkdtemp(prefix="grcf-munge-", dir="/tmp"))
+    # the munge socket's directory must be 0700 (munged checks) and short (sun_path limit)
+    mdir = root / "munge"
+    if len(str(mdir / "munge.sock")) < 100:
+        shutil.rmtree(mdir, ignore_errors=True)
+        mdir.mkdir(mode=0o700)
+    else:
+        mdir = Path(tempfile.mkdtemp(prefix="grcf-munge-", dir="/tmp"))
     munge_socket = mdir / "munge.sock"
     conf = _write_conf(root, nodename=nodename, partition=partition, hw=hw,
                        user=user, munge_socket=munge_socket, gpus=gpus,
@@ -317,21 +354,32 @@ def single_node_slurm(tmpdir, *, partition: str = "debug", gpus: int = 1,
             w = bindir / tool
             w.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec "{real}" "$@"\n')
             w.chmod(0o755)
-    old_conf = os.environ.get("SLURM_CONF")
-    old_path = os.environ.get("PATH", "")
-    new_path = f"{bindir}{os.pathsep}{old_path}"
-    env = dict(os.environ, SLURM_CONF=str(conf), PATH=new_path)
+    path = os.environ.get("PATH", "")
+    if str(bindir) not in path.split(os.pathsep):
+        path = f"{bindir}{os.pathsep}{path}"
+    env = dict(os.environ, SLURM_CONF=str(conf), PATH=path)
     # don't let a surrounding Slurm job's variables leak into sbatch calls
     for k in list(env):
         if k.startswith(("SLURM_JOB", "SLURM_STEP", "SBATCH_", "SALLOC_")):
             del env[k]
     procs: dict[str, subprocess.Popen] = {}
 
+    def write_state():
+        state = {"pids": {n: p.pid for n, p in procs.items()}, "conf": str(conf),
+                 "bin": str(bindir), "munge_dir": str(mdir), "partition": partition,
+                 "nodename": nodename, "cpus": hw["CPUs"], "real_memory_mb": hw["RealMemory"],
+                 "gpus": gpus, "gpu_type": gpu_type if gpus else None,
+                 "logs": {k: str(v) for k, v in logs.items()}}
+        tmp = root / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, root / STATE_FILE)
+
     def start(name, argv):
         with open(root / "log" / f"{name}.stdout", "ab") as out:
             procs[name] = subprocess.Popen(
                 argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
+        write_state()  # so that stop_cluster finds whatever is running
 
     try:
         key = mdir / "munge.key"
@@ -366,26 +414,80 @@ def single_node_slurm(tmpdir, *, partition: str = "debug", gpus: int = 1,
             return st == "idle"
 
         _wait_for(node_idle, timeout, f"node {nodename} idle", procs, logs)
+    except BaseException:
+        _stop({n: p.pid for n, p in procs.items()}, env, procs)
+        _remove_state(root, mdir)
+        raise
+    return SlurmClusterInfo(
+        conf=conf, root=root, partition=partition, nodename=nodename,
+        cpus=hw["CPUs"], real_memory_mb=hw["RealMemory"], gpus=gpus,
+        gpu_type=gpu_type if gpus else None,
+        startup_seconds=round(time.monotonic() - t0, 2), logs=logs, env=env,
+        procs=procs,
+    )
 
-        os.environ["SLURM_CONF"] = str(conf)
-        os.environ["PATH"] = new_path
-        yield SlurmClusterInfo(
-            conf=conf, root=root, partition=partition, nodename=nodename,
-            cpus=hw["CPUs"], real_memory_mb=hw["RealMemory"], gpus=gpus,
-            gpu_type=gpu_type if gpus else None,
-            startup_seconds=round(time.monotonic() - t0, 2), logs=logs, env=env,
-        )
+
+def _remove_state(root: Path, mdir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (root / STATE_FILE).unlink()
+    shutil.rmtree(mdir, ignore_errors=True)
+
+
+def stop_cluster(root, procs: dict | None = None) -> bool:
+    """Stop the cluster started from ``root``; False if none was running there."""
+    root = Path(root).resolve()
+    try:
+        state = json.loads((root / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return False
+    env = dict(os.environ, SLURM_CONF=state["conf"],
+               PATH=f"{state['bin']}{os.pathsep}{os.environ.get('PATH', '')}")
+    _stop(state["pids"], env, procs)
+    _remove_state(root, Path(state["munge_dir"]))
+    return True
+
+
+def _exports(conf, bindir) -> str:
+    import shlex
+
+    return (f"export SLURM_CONF={shlex.quote(str(conf))}\n"
+            f"export PATH={shlex.quote(str(bindir))}:\"$PATH\"\n")
+
+
+def export_lines(info: SlurmClusterInfo) -> str:
+    """Shell lines that point Slurm's clients at the cluster (for `eval "$(grcf slurm up)"`)."""
+    return _exports(info.conf, info.root / "bin")
+
+
+def state_exports(root) -> str:
+    """export_lines of the cluster running from ``root``."""
+    state = json.loads((Path(root).resolve() / STATE_FILE).read_text())
+    return _exports(state["conf"], state["bin"])
+
+
+@contextlib.contextmanager
+def single_node_slurm(tmpdir, *, partition: str = "debug", gpus: int = 1,
+                      gpu_type: str = "fake", timeout: float = 90
+                      ) -> Iterator[SlurmClusterInfo]:
+    """``start_cluster`` for the duration of a with-block, with SLURM_CONF and PATH set in os.environ."""
+    old_conf = os.environ.get("SLURM_CONF")
+    old_path = os.environ.get("PATH", "")
+    info = start_cluster(tmpdir, partition=partition, gpus=gpus, gpu_type=gpu_type,
+                         timeout=timeout)
+    try:
+        os.environ["SLURM_CONF"] = str(info.conf)
+        os.environ["PATH"] = info.env["PATH"]
+        yield info
     finally:
         try:
-            _stop(procs, env)
+            stop_cluster(info.root, info.procs)
         finally:
             if old_conf is None:
                 os.environ.pop("SLURM_CONF", None)
             else:
                 os.environ["SLURM_CONF"] = old_conf
-            if os.environ.get("PATH") == new_path:
+            if os.environ.get("PATH") == info.env["PATH"]:
                 os.environ["PATH"] = old_path
-            shutil.rmtree(mdir, ignore_errors=True)
 
 
 # --- checking what the Snakemake Slurm plugin submitted ----------------------

@@ -1,0 +1,7 @@
+# With `--executor slurm` (the slurm profile): refuse requests no node can meet before anything
+# is submitted, and cancel jobs stuck PENDING for good (grcf.slurm_check; GRCF_SLURM_CHECK=0: off).
+from grcf import slurm_check
+
+
+onstart:
+    slurm_check.onstart(workflow)
