@@ -118,13 +118,16 @@ def test_same_steps_outputs_and_commands(project):
     per_rule = Counter(rule for rule, _, _ in smk)
     assert per_rule == Counter(validate=len(run["datasets"]), features=len(run["datasets"]),
                                train_stage1=n_runs, train_stage2=n_runs, evaluate=n_runs,
-                               summarize=len(run["datasets"]), report=len(run["datasets"]))
+                               summarize=len(run["datasets"]), report=len(run["datasets"]),
+                               export=len(run["datasets"]) * len(params["export"]["variants"]))
 
 
 def _sources(rule: str, wildcards: dict, name: str, value, params: dict) -> list[str]:
     """The params.yaml keys (dotted) a passed hyperparameter comes from."""
     value = json.loads(value)
     ds, var = wildcards.get("dataset"), wildcards.get("variant")
+    if rule == "export":
+        return {"seeds": ["run.seeds"], "predict": ["predict"]}[name]
     if rule in ("summarize", "report"):
         assert name == "run", name
         return [f"run.{k}" for k in value]
@@ -168,6 +171,8 @@ def test_snakemake_params_covered_by_dvc_params(project, tmp_path):
     stages = {s["name"]: s for s in dvc_stages(project)}
 
     def stage_name(rule, wc):
+        if rule == "export":
+            return f"export@{wc['dataset']}-{wc['variant']}"
         if rule in ("validate", "features", "summarize", "report"):
             return f"{rule}@{wc['dataset']}"
         return f"{rule}@{wc['dataset']}-{wc['variant']}-{wc['seed']}"

@@ -280,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_report)
+
+    from .cli_predict import add_parsers as add_predict_parsers
+
+    add_predict_parsers(sub)  # export, predict
     return ap
 
 

@@ -58,3 +58,16 @@ def runs_of(pattern):
         return expand(pattern, dataset=w.dataset, variant=config["run"]["variants"], seed=config["run"]["seeds"])
 
     return inputs
+
+
+def runs_of_variant(pattern):
+    """One (dataset, variant)'s runs over the seeds."""
+    def inputs(w):
+        return expand(pattern, dataset=w.dataset, variant=w.variant, seed=config["run"]["seeds"])
+
+    return inputs
+
+
+def exported_models():
+    return expand("models/{dataset}/{variant}", dataset=config["run"]["datasets"],
+                  variant=config.get("export", {}).get("variants", []))
