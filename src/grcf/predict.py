@@ -387,7 +387,7 @@ def _finetuned_text(bundle, m):
 def dataset_options(bundle, kind: str, opts: Options) -> dict:
     """Builder options from the bundle's stored feature settings (the training store's)."""
     f = bundle.config["features"]
-    options = {"modalities": [m for m in bundle.modalities], "workers": opts.workers, "on_error": "skip",
+    options = {"modalities": [m for m in bundle.modalities], "workers": opts.workers, "on_error": opts.on_error or "skip",
                "progress": opts.progress, "device": "cpu", "dataset": "predict"}
     if "text" in f:
         options["text"] = {"model": f["text"].get("model") or "default", "max_length": int(f["text"].get("max_length") or 64)}
