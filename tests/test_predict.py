@@ -284,12 +284,13 @@ def _silent_video(path, *, audio: bool, seconds=2.0):
         v = c.add_stream("mpeg4", rate=10)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         a = c.add_stream("aac", rate=16000) if audio else None
+        if a is not None:
+            a.layout = "mono"
         for i in range(int(seconds * 10)):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24")
             for pkt in v.encode(frame):
                 c.mux(pkt)
         if a is not None:
-            a.layout = "mono"
             for k in range(int(seconds * 16000) // 1024):
                 f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
                 f.sample_rate, f.pts = 16000, k * 1024
