@@ -44,8 +44,8 @@ def validate_params(params: dict, source="params") -> None:
         if name not in params["datasets"]:
             raise GrcfError(f"{source}: run.datasets names unknown dataset {name!r}")
     for name in params.get("export", {}).get("variants", []):
-        if name not in params["run"]["variants"]:
-            raise GrcfError(f"{source}: export.variants names {name!r}, which run.variants does not train")
+        if name not in params["variants"]:
+            raise GrcfError(f"{source}: export.variants names unknown variant {name!r}")
     for group, folds in params.get("cv", {}).items():
         unknown = [f for f in folds if f not in params["datasets"]]
         if unknown:

@@ -69,5 +69,6 @@ def runs_of_variant(pattern):
 
 
 def exported_models():
-    return expand("models/{dataset}/{variant}", dataset=config["run"]["datasets"],
-                  variant=config.get("export", {}).get("variants", []))
+    """Bundles of the exported variants this run trains (a sweep or a subset run trains others)."""
+    variants = [v for v in config.get("export", {}).get("variants", []) if v in config["run"]["variants"]]
+    return expand("models/{dataset}/{variant}", dataset=config["run"]["datasets"], variant=variants)
