@@ -25,7 +25,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]

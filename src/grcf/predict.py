@@ -404,6 +404,7 @@ def _score_dataset(bundle, src: Source, store: Path, opts: Options):
     import pandas as pd
 
     from .cli import build_features
+    from .metrics import compute
     from .store import SPLITS, read_meta
 
     if src.kind == "parquet":
@@ -422,8 +423,6 @@ def _score_dataset(bundle, src: Source, store: Path, opts: Options):
         frames.append(pd.DataFrame({"input": str(src.path), "id": list(t.ids), "split": split, "label": labels,
                                     **_score_columns(bundle, pred),
                                     "transcript": _texts(store, split), "modalities": _present(t)}))
-        from .metrics import compute
-
         if len(pred) > 1:
             metrics[split] = compute(bundle.config["metrics_kind"], pred, labels)
     df = pd.concat(frames, ignore_index=True)
@@ -441,7 +440,6 @@ def _tensors(bundle, store, split):
     """The training code's tensors for one split; modalities the store lacks are marked absent."""
     import torch
 
-    from .store import load_split  # noqa: F401  (load_tensors reads through it)
     from .train import load_tensors
 
     cfg = {"modalities": bundle.modalities, "model": bundle.config["model_cfg"]}
