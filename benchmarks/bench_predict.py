@@ -106,14 +106,14 @@ def concat_clips(paths, out: Path, min_seconds: float = 180.0) -> float:
         aus = dst.add_stream("aac", rate=sr)
         aus.layout = "mono"
         vpts = apts = 0
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sr)
         k = 0
         while t < min_seconds:
             src_path = paths[k % len(paths)]
             k += 1
             with av.open(str(src_path)) as src:
                 n_audio = 0
-                for frame in src.decode(audio=0):
+                resampler = av.AudioResampler(format="fltp", layout="mono", rate=sr)  # per clip: formats differ
+                for frame in [*src.decode(audio=0), None]:
                     for f in resampler.resample(frame):
                         f.pts = apts + n_audio
                         n_audio += f.samples
@@ -141,7 +141,8 @@ def concat_clips(paths, out: Path, min_seconds: float = 180.0) -> float:
 
 
 def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
+    """label.csv's convention: lower case, no punctuation, apostrophes dropped ("didnt")."""
+    return " ".join(re.sub(r"[^a-z0-9 ]+", " ", text.lower().replace("'", "").replace("-", " ")).split())
 
 
 def cpu_seconds() -> float:
@@ -214,7 +215,7 @@ def main():
             refs = [normalise(r.text) for _, r in rows]
             hyps = [normalise(got[f"{r.video_id}__{r.clip_id}"]) for _, r in rows]
             print(f"word error rate of the recognizer vs label.csv on {n} clips: {jiwer.wer(refs, hyps):.3f} "
-                  f"(lower-cased, punctuation removed)")
+                  f"({sum(len(r.split()) for r in refs)} reference words; lower case, punctuation and apostrophes removed)")
 
     video = work / "mosi_sequence.mp4"
     length = concat_clips([p for p, _ in rows], video, args.minutes * 60)
