@@ -243,13 +243,23 @@ def test_a_long_video_is_split_at_srt_cues_with_a_weighted_whole_row(trained, tm
 # ------------------------------------------------------------------ bad input (one line, file named, no output)
 
 
+def _run(*args) -> tuple[int, str]:
+    """`grcf ARGS` in this process (as the console script runs it): exit code and stderr."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = _grcf(*args)
+    return rc, err.getvalue()
+
+
 def _fails(trained, tmp_path, *inputs, expect, extra=()):
     out = tmp_path / "out.csv"
-    r = subprocess.run([sys.executable, "-m", "grcf.cli", "predict", str(trained["bundle"]), *map(str, inputs),
-                        "-o", str(out), "-q", *extra], capture_output=True, text=True)
-    assert r.returncode != 0, r.stdout + r.stderr
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("grcf: error:")]
-    assert len(errors) == 1 and expect in errors[0], r.stderr[-2000:]
+    rc, stderr = _run("predict", trained["bundle"], *inputs, "-o", out, "-q", *extra)
+    assert rc != 0, stderr
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("grcf: error:")]
+    assert len(errors) == 1 and expect in errors[0], stderr[-2000:]
     assert not out.exists() and not list(tmp_path.glob(".out.csv*"))
     return errors[0]
 
@@ -358,10 +368,9 @@ def test_a_bad_item_is_skipped_or_stops_the_run(trained, tmp_path):
     good.with_suffix(".txt").write_text("i really liked it\n")
     (folder / "b_broken.mp4").write_bytes(b"\x00\x01garbage" * 10)
     out = tmp_path / "out.csv"
-    r = subprocess.run([sys.executable, "-m", "grcf.cli", "predict", str(trained["bundle"]), str(folder), "-o", str(out), "-q"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "b_broken.mp4" in r.stderr and "skipped" in r.stderr
+    rc, stderr = _run("predict", trained["bundle"], folder, "-o", out, "-q")
+    assert rc == 0, stderr
+    assert "b_broken.mp4" in stderr and "skipped" in stderr
     assert list(pd.read_csv(out)["id"]) == ["a_good"]
     out.unlink()
     _fails(trained, tmp_path, folder, expect="b_broken.mp4", extra=["--on-error", "fail"])
