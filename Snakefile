@@ -1,4 +1,4 @@
-# grcf pipeline: validate -> features -> stage 1 -> stage 2 -> evaluate -> summary -> report.
+# grcf pipeline: validate -> features -> stage 1 -> stage 2 -> evaluate -> summary -> report (+ export).
 # Thin by design: every rule calls one `grcf` subcommand; all settings live in params.yaml,
 # or in experiment files layered over it (`--configfile experiments/x.yaml`, `--config k=v`).
 from snakemake.utils import min_version
@@ -13,12 +13,14 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/slurm.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:
     input:
         expand("results/{dataset}/summary.md", dataset=config["run"]["datasets"]),
         expand("results/{dataset}/report.html", dataset=config["run"]["datasets"]),
+        exported_models(),
     default_target: True
 
 

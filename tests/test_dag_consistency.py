@@ -119,13 +119,16 @@ def test_same_steps_outputs_and_commands(project):
     per_rule = Counter(rule for rule, _, _ in smk)
     assert per_rule == Counter(validate=len(run["datasets"]), features=len(run["datasets"]),
                                train_stage1=n_runs, train_stage2=n_runs, evaluate=n_runs,
-                               summarize=len(run["datasets"]), report=len(run["datasets"]))
+                               summarize=len(run["datasets"]), report=len(run["datasets"]),
+                               export=len(run["datasets"]) * len(params["export"]["variants"]))
 
 
 def _sources(rule: str, wildcards: dict, name: str, value, params: dict) -> list[str]:
     """The params.yaml keys (dotted) a passed hyperparameter comes from."""
     value = json.loads(value)
     ds, var = wildcards.get("dataset"), wildcards.get("variant")
+    if rule == "export":
+        return {"seeds": ["run.seeds"], "predict": ["predict"]}[name]
     if rule in ("summarize", "report"):
         assert name == "run", name
         return [f"run.{k}" for k in value]
@@ -179,6 +182,8 @@ def test_snakemake_params_covered_by_dvc_params(project, jobs, stages):
     params = yaml.safe_load((project / "params.yaml").read_text())
 
     def stage_name(rule, wc):
+        if rule == "export":
+            return f"export@{wc['dataset']}-{wc['variant']}"
         if rule in ("validate", "features", "summarize", "report"):
             return f"{rule}@{wc['dataset']}"
         return f"{rule}@{wc['dataset']}-{wc['variant']}-{wc['seed']}"
@@ -217,7 +222,7 @@ def test_code_deps_match(project, jobs, stages, monkeypatch):
             fingerprints[rule, narrow] = files, codedeps.fingerprint(files)
         files, fingerprint = fingerprints[rule, narrow]
         assert job["params"]["code"] == fingerprint, (rule, wc)
-        name = f"{rule}@{wc['dataset']}" + (f"-{wc['variant']}-{wc['seed']}" if "variant" in wc else "")
+        name = f"{rule}@{wc['dataset']}" + "".join(f"-{wc[k]}" for k in ("variant", "seed") if k in wc)
         dvc_code = {d for d in stages[name]["deps"] if d.startswith("src/")}
         if rule not in every_format:
             every_format[rule] = set(codedeps.modules(rule))

@@ -73,7 +73,7 @@ def project(tmp_path_factory) -> Path:
           f"{time.monotonic() - t0:.1f} s")
     n = len(RUNS)
     assert stages_run(out) == Counter(validate=1, features=1, train_stage1=n, train_stage2=n,
-                                      evaluate=n, summarize=1, report=1), out[-3000:]
+                                      evaluate=n, summarize=1, report=1, export=1), out[-3000:]
     return project
 
 
@@ -132,7 +132,7 @@ def test_stage2_lr_change_is_seen_by_dvc(project):
     # ... and `repro` would rerun those and everything downstream of them, nothing upstream
     # (plain --dry cannot know that stage 2's outputs will change, so it lists stage 2 only)
     _, out = dvc(project, "repro", "--dry", "--force-downstream")
-    assert stages_run(out) == Counter(train_stage2=n, evaluate=n, summarize=1, report=1), out[-3000:]
+    assert stages_run(out) == Counter(train_stage2=n, evaluate=n, summarize=1, report=1, export=1), out[-3000:]
     _, out = dvc(project, "repro", "--dry")
     assert stages_run(out) == Counter(train_stage2=n), out[-3000:]
     # back to what dvc.lock records (nothing was run)
@@ -151,7 +151,7 @@ def test_snakemake_run_then_dvc_commit(project):
     cached = {p: sha256(p) for p in cached_outputs(project)}
     # Snakemake has no metadata for the files DVC made; the DVC outputs' mtimes
     # are in DAG order, so it plans only what is forced (evaluate) and downstream
-    expected = Counter(evaluate=n, summarize=1, report=1, all=1)
+    expected = Counter(evaluate=n, summarize=1, report=1, export=1, all=1)
     assert dry_run(project, "--forcerun", "evaluate") == expected
     t0 = time.monotonic()
     snakemake(project, "--cores", "2", "--forcerun", "evaluate")
@@ -165,7 +165,7 @@ def test_snakemake_run_then_dvc_commit(project):
 
     # whatever DVC now sees as stale is downstream of what Snakemake reran
     stale = Counter(name.split("@")[0] for name in status(project))
-    assert set(stale) <= {"evaluate", "summarize", "report"}, stale
+    assert set(stale) <= {"evaluate", "summarize", "report", "export"}, stale
     # the command the README gives for this situation
     commit = set(readme_commands("dvc commit"))
     assert len(commit) == 1, commit

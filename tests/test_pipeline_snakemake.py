@@ -149,7 +149,7 @@ def test_stage2_lr_reruns_stage2_and_downstream_only(project):
     lr = read_params(project)["stage2"]["lr"]
     edit_params(project, {"stage2.lr": lr * 4})
     n = len(RUNS)
-    expected = Counter(train_stage2=n, evaluate=n, summarize=1, report=1, all=1)
+    expected = Counter(train_stage2=n, evaluate=n, summarize=1, report=1, export=1, all=1)
     assert dry_run(project) == expected
 
     stage1 = snapshot(run_dir(project, v, s) / "stage1.pt" for v, s in RUNS)
@@ -200,4 +200,4 @@ def test_feature_param_reruns_everything_downstream(project):
     edit_params(project, {"datasets.embedded.generator.label_noise": noise + 0.05})
     n = len(RUNS)
     assert dry_run(project) == Counter(validate=1, features=1, train_stage1=n, train_stage2=n,
-                                       evaluate=n, summarize=1, report=1, all=1)
+                                       evaluate=n, summarize=1, report=1, export=1, all=1)

@@ -29,7 +29,7 @@ TEST_PROFILE = REPO / "tests" / "slurm_test_profile"
 VARIANTS = ("grcf", "pointwise", "static_pairwise")
 SEEDS = (0, 1)
 GPU_RULES = ("features", "train_stage1", "train_stage2")
-CPU_RULES = ("validate", "evaluate", "summarize", "report")
+CPU_RULES = ("validate", "evaluate", "summarize", "report", "export")
 
 
 def test_pipeline_runs_as_slurm_jobs(slurm_cluster, small_project):
@@ -56,7 +56,7 @@ def test_pipeline_runs_as_slurm_jobs(slurm_cluster, small_project):
         jobs[jid] = (m.group(1), state)
     n = len(VARIANTS) * len(SEEDS)
     assert Counter(rule for rule, _ in jobs.values()) == Counter(
-        validate=1, features=1, train_stage1=n, train_stage2=n, evaluate=n, summarize=1, report=1), jobs
+        validate=1, features=1, train_stage1=n, train_stage2=n, evaluate=n, summarize=1, report=1, export=1), jobs
     assert all(state == "COMPLETED" for _, state in jobs.values()), jobs
 
     logs = small_project / ".snakemake" / "slurm_logs"

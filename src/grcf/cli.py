@@ -322,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--partition", default="debug")
             q.add_argument("--gpus", type=int, default=1, help="fake GPUs on the node (gres gpu:<type>:N; 0: none)")
             q.add_argument("--gpu-type", dest="gpu_type", default="fake")
+
+    from .cli_predict import add_parsers as add_predict_parsers
+
+    add_predict_parsers(sub)  # export, predict
     return ap
 
 

@@ -34,6 +34,7 @@ STEPS = {
     "summarize": "cmd_summarize",
     "summarize_cv": "cmd_summarize_cv",
     "report": "cmd_report",
+    "export": "cli_predict:cmd_export",  # `module:function` for a subcommand registered from another module
 }
 PER_DATASET = ("validate", "features")
 # dataset source -> its format module, and the modalities it extracts from media or text
@@ -79,19 +80,28 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return {m for m in out if m.split(".")[0] == PACKAGE}
 
 
-def _entry_imports(src: Path, function: str) -> set[str]:
-    """Imports of cli.py at module level and in `function` and the cli.py functions it calls."""
-    tree = _parse(src / "cli.py")
+def _entry(entry: str) -> tuple[str, str]:
+    """(module name under grcf, function) of a STEPS entry."""
+    module, _, function = entry.rpartition(":")
+    return module or "cli", function
+
+
+def _entry_imports(src: Path, entry: str) -> set[str]:
+    """Imports of the entry's CLI module at module level, in its function and the functions of
+    that module it calls."""
+    module, function = _entry(entry)
+    tree = _parse(src / f"{module}.py")
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     top = ast.Module(body=[n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))], type_ignores=[])
-    found, todo, seen = _imports(top, "grcf.cli", False), [function], set()
+    name = f"grcf.{module}"
+    found, todo, seen = _imports(top, name, False), [function], set()
     while todo:
-        name = todo.pop()
-        if name in seen:
+        fn = todo.pop()
+        if fn in seen:
             continue
-        seen.add(name)
-        found |= _imports(functions[name], "grcf.cli", False)
-        todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name) and n.id in functions]
+        seen.add(fn)
+        found |= _imports(functions[fn], name, False)
+        todo += [n.id for n in ast.walk(functions[fn]) if isinstance(n, ast.Name) and n.id in functions]
     return found
 
 
@@ -110,7 +120,9 @@ def modules(step: str, source: str | None = None, modalities=None, src="src/grcf
     todo = sorted(_entry_imports(src, STEPS[step]))
     if step in PER_DATASET:
         todo += [f"grcf.datasets.{m}" for k, m in FORMATS.items() if m and (source is None or k == source)]
-    files = {"grcf.cli": src / "cli.py"}  # its imports were followed from the step's function only
+    entry_module = _entry(STEPS[step])[0]
+    # the CLI module's imports were followed from the step's function only
+    files = {f"grcf.{entry_module}": src / f"{entry_module}.py"}
     while todo:
         module = todo.pop()
         path = _file(src, module)

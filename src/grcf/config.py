@@ -80,6 +80,9 @@ def validate_params(params: dict, source="params", layers=()) -> None:
     for name in params["run"]["datasets"]:
         if name not in params["datasets"]:
             raise GrcfError(f"{_origin(('run', 'datasets'), source, layers)}: run.datasets names unknown dataset {name!r}")
+    for name in params.get("export", {}).get("variants", []):
+        if name not in params["variants"]:
+            raise GrcfError(f"{_origin(('export', 'variants'), source, layers)}: export.variants names unknown variant {name!r}")
     for group, folds in params.get("cv", {}).items():
         unknown = [f for f in folds if f not in params["datasets"]]
         if unknown:

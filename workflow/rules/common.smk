@@ -85,3 +85,17 @@ def runs_of(pattern):
         return expand(pattern, dataset=w.dataset, variant=config["run"]["variants"], seed=config["run"]["seeds"])
 
     return inputs
+
+
+def runs_of_variant(pattern):
+    """One (dataset, variant)'s runs over the seeds."""
+    def inputs(w):
+        return expand(pattern, dataset=w.dataset, variant=w.variant, seed=config["run"]["seeds"])
+
+    return inputs
+
+
+def exported_models():
+    """Bundles of the exported variants this run trains (a sweep or a subset run trains others)."""
+    variants = [v for v in config.get("export", {}).get("variants", []) if v in config["run"]["variants"]]
+    return expand("models/{dataset}/{variant}", dataset=config["run"]["datasets"], variant=variants)

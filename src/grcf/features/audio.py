@@ -71,16 +71,22 @@ def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
 
 def extract_audio(path, *, sample_rate: int = 16000, hop_seconds: float = 0.04, backend: str = "librosa") -> np.ndarray:
     """[T, Da] float32 frame features, one frame per `hop_seconds`."""
-    wave = decode_audio(path, sample_rate)
+    return audio_features(decode_audio(path, sample_rate), sample_rate=sample_rate, hop_seconds=hop_seconds,
+                          backend=backend, source=path)
+
+
+def audio_features(wave: np.ndarray, *, sample_rate: int = 16000, hop_seconds: float = 0.04, backend: str = "librosa",
+                   source="audio") -> np.ndarray:
+    """[T, Da] float32 frame features of a decoded mono waveform (a whole clip or a slice of one)."""
     hop = max(1, int(round(hop_seconds * sample_rate)))
     if backend == "librosa":
         feats = _librosa_features(wave, sample_rate, hop)
     elif backend == "opensmile":
         feats = _opensmile_features(wave, sample_rate, hop_seconds)
     else:
-        raise DataError(path, f"unknown audio backend {backend!r}; expected librosa or opensmile")
+        raise DataError(source, f"unknown audio backend {backend!r}; expected librosa or opensmile")
     if feats.shape[0] == 0:
-        raise DataError(path, "audio too short for a single feature frame")
+        raise DataError(source, "audio too short for a single feature frame")
     feats = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)  # e.g. silent frames' log terms
     return np.ascontiguousarray(feats, dtype=np.float32)
 

@@ -66,15 +66,18 @@ def sample_frames(path, fps: float = 5):
         container.close()
 
 
-def extract_vision(path, *, fps: float = 5) -> tuple[np.ndarray, dict]:
-    """([T, Dv] float32 over face frames, info). T == 0 when no frame has a face."""
+def extract_vision(path, *, fps: float = 5, with_times: bool = False) -> tuple[np.ndarray, dict]:
+    """([T, Dv] float32 over face frames, info). T == 0 when no frame has a face.
+
+    `with_times`: info["times"] holds each face frame's time in seconds (to cut a long video).
+    """
     import cv2
 
     face_c = _cascade("haarcascade_frontalface_default.xml")
     eye_c = _cascade("haarcascade_eye.xml")
     smile_c = _cascade("haarcascade_smile.xml")
-    rows, total, prev = [], 0, None
-    for _, gray in sample_frames(path, fps):
+    rows, times, total, prev = [], [], 0, None
+    for t, gray in sample_frames(path, fps):
         total += 1
         H, W = gray.shape
         scale = min(1.0, DETECT_WIDTH / W)
@@ -108,7 +111,15 @@ def extract_vision(path, *, fps: float = 5) -> tuple[np.ndarray, dict]:
         patch = cv2.resize(face, (PATCH, PATCH), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1)
         f[18:] = (patch - patch.mean()) / (patch.std() + 1e-6)
         rows.append(f)
+        times.append(t)
     if total == 0:
         raise DataError(path, "video track has no decodable frames")
     feats = np.stack(rows).astype(np.float32) if rows else np.zeros((0, VISION_DIM), np.float32)
-    return feats, {"frames_total": total, "frames_with_face": len(rows), "fps": fps}
+    info = {"frames_total": total, "frames_with_face": len(rows), "fps": fps}
+    if with_times:
+        info["times"] = np.asarray(times, dtype=np.float64)
+    return feats, info
+
+
+# columns that compare a face frame with the previous one: zero on a sequence's first frame
+MOTION = slice(15, 18)
