@@ -186,7 +186,9 @@ class ZooRegressor(nn.Module):
             def mean(m):
                 return (seq[m].sum(1) / lens[m].clamp_min(1)[:, None].to(seq[m].dtype))[:, None, :]
             return seq["text"], mean("audio"), mean("vision")
-        return seq["text"], seq["audio"], seq["vision"]
+        # MulT's temporal convolutions need at least kernel-size steps: pad short batches with zeros
+        k = {m: int(self.args.get(f"conv1d_kernel_size_{c}", 1)) for m, c in zip(MODALITIES, "lav")}
+        return tuple(nn.functional.pad(seq[m], (0, 0, 0, max(k[m] - seq[m].shape[1], 0))) for m in MODALITIES)
 
     def score(self, features: dict, masks: dict) -> torch.Tensor:
         """The uncalibrated fused output M, [B]."""
