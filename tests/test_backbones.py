@@ -16,6 +16,7 @@ import torch
 from grcf.backbones import TOKENS, ZOO, ZooRegressor, resample
 from grcf.config import load_params, resolve_run
 from grcf.store import write_store
+from grcf.model import encoder_parameters
 from grcf.train import load_checkpoint, load_tensors, train_stage1, train_stage2
 
 from conftest import REPO, _env
@@ -54,7 +55,7 @@ def zoo_cfg(name, **stage):
     cfg = resolve_run(load_params(REPO / "params.yaml"), "embedded", "grcf")
     cfg["model"].update(backbone=f"mmsa.{name}", max_len=dict(MAX_LEN))
     for s in ("stage1", "stage2"):
-        cfg[s].update(epochs=4, patience=10, batch_size=8, **stage)
+        cfg[s].update({"epochs": 4, "patience": 10, "batch_size": 8, **stage})
     cfg.update(device="cpu", threads=1)
     return cfg
 
@@ -63,9 +64,9 @@ def zoo_cfg(name, **stage):
 SMALL_ARGS = {
     "mult": {"dst_feature_dim_nheads": [8, 2], "nlevels": 1},
     "tfn": {"hidden_dims": [16, 8, 16], "text_out": 8, "post_fusion_dim": 16},
-    "mfn": {"hidden_dims": [16, 8, 16], "memsize": 16},
     "graph_mfn": {"hidden_dims": [16, 8, 16], "memsize": 16, "inner_node_dim": 8},
-    "self_mm": {"use_finetune": False},
+    "self_mm": {"use_finetune": False},  # frozen BERT in the tests (CPU time); MMSA fine-tunes it by default
+    "misa": {"use_finetune": False},
 }
 
 
@@ -110,6 +111,7 @@ def test_adapter_shapes_lengths_and_no_nan(store, name):
     B = len(data)
     lens = {m: masks[m].sum(1) for m in DIMS}
     if ZOO[name] == "bert":
+        assert encoder_parameters(model)  # the BERT gets its own learning rate (stage encoder_lr)
         assert t.shape == (B, 3, masks[TOKENS].shape[1])
         assert torch.equal(t[:, 1].long(), masks[TOKENS].long())  # the attention mask rides in row 1
         if name == "self_mm":
@@ -164,3 +166,51 @@ def test_each_backbone_trains_both_stages_and_its_loss_goes_down(store, tmp_path
     # the checkpoint rebuilds the same backbone from dims + model_cfg alone
     model, ckpt = load_checkpoint(tmp_path / "s2.pt", torch.device("cpu"))
     assert isinstance(model, ZooRegressor) and model.name == name and ckpt["model_cfg"]["backbone"] == f"mmsa.{name}"
+
+
+RUN_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_backbones import SMALL_ARGS, zoo_cfg
+from grcf.evaluate import evaluate_run
+from grcf.train import train_stage1, train_stage2
+cfg = zoo_cfg("mfn", epochs=10, patience=50)
+cfg["model"]["backbone_args"] = {{"hidden_dims": [16, 8, 16], "memsize": 16}}
+d = {out!r}
+train_stage1(cfg, {store!r}, d + "/stage1.pt", d + "/stage1.csv", seed=0)
+train_stage2(cfg, {store!r}, d + "/stage1.pt", d + "/stage2.pt", d + "/stage2.csv", seed=0)
+evaluate_run(cfg, {store!r}, d + "/stage2.pt", d, seed=0)
+"""
+
+
+def _run(store, out, **popen):
+    out.mkdir()
+    code = RUN_SCRIPT.format(tests=str(REPO / "tests"), out=str(out), store=str(store))
+    return subprocess.Popen([sys.executable, "-c", code], env={**_env(), "HF_HUB_OFFLINE": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+
+
+@pytest.mark.slow
+def test_zoo_run_killed_mid_stage1_resumes_to_identical_metrics(store, tmp_path):
+    assert _run(store, tmp_path / "reference").wait() == 0
+    killed = tmp_path / "killed"
+    proc = _run(store, killed, start_new_session=True)
+    resume, epoch, deadline = killed / "stage1.pt.resume", 0, time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and epoch < 3:
+        if resume.exists():
+            try:
+                epoch = torch.load(resume, weights_only=True)["state"]["epoch"]
+            except Exception:  # caught between write and rename: try again
+                pass
+        time.sleep(0.05)
+    assert proc.poll() is None, "stage 1 finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert epoch >= 3 and not (killed / "stage1.pt").exists()
+    code = RUN_SCRIPT.format(tests=str(REPO / "tests"), out=str(killed), store=str(store))
+    code = code.replace("d = ", "import logging; logging.basicConfig()\nd = ")
+    log = subprocess.run([sys.executable, "-c", code], env={**_env(), "HF_HUB_OFFLINE": "1"}, check=True,
+                         capture_output=True, text=True).stderr
+    assert "resuming from" in log
+    ref = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    assert json.loads((killed / "metrics.json").read_text()) == ref
