@@ -214,3 +214,28 @@ def test_zoo_run_killed_mid_stage1_resumes_to_identical_metrics(store, tmp_path)
     assert "resuming from" in log
     ref = json.loads((tmp_path / "reference" / "metrics.json").read_text())
     assert json.loads((killed / "metrics.json").read_text()) == ref
+
+
+def test_summary_names_the_backbone_and_pairs_objectives_within_each_backbone(tmp_path):
+    from grcf.summarize import summarize
+
+    runs, variants = tmp_path / "runs", []
+    for bb, short in (("fusion", None), ("mmsa.mult", "mult")):
+        for obj, corr in (("pointwise", 0.5), ("grcf", 0.6 if short else 0.4)):
+            v = obj if short is None else f"{obj}_{short}"
+            variants.append(v)
+            for seed in range(3):
+                d = runs / "ds" / v / f"seed{seed}"
+                d.mkdir(parents=True)
+                m = {"Corr": corr + 0.01 * seed, "MAE": 1.0 - corr + 0.001 * seed}
+                (d / "metrics.json").write_text(json.dumps({"test": m, "valid": m}))
+                (d / "run_info.json").write_text(json.dumps({"params": {"model": {"backbone": bb}}}))
+    summarize(runs, "ds", variants, [0, 1, 2], tmp_path / "out")
+    import pandas as pd
+
+    comp = pd.read_csv(tmp_path / "out" / "backbones.csv")
+    g = comp[(comp.objective == "grcf") & (comp.baseline == "pointwise") & (comp.metric == "Corr")].set_index("backbone")
+    assert g.loc["mult", "mean_diff"] == pytest.approx(0.1) and g.loc["fusion", "mean_diff"] == pytest.approx(-0.1)
+    md = (tmp_path / "out" / "backbones.md").read_text()
+    assert "| mult | grcf | 3 |" in md and "| fusion | pointwise | 3 |" in md
+    assert (tmp_path / "out" / "backbone_diff.png").read_bytes()[:4] == b"\x89PNG"
