@@ -166,6 +166,9 @@ def test_each_backbone_trains_both_stages_and_its_loss_goes_down(store, tmp_path
     # the checkpoint rebuilds the same backbone from dims + model_cfg alone
     model, ckpt = load_checkpoint(tmp_path / "s2.pt", torch.device("cpu"))
     assert isinstance(model, ZooRegressor) and model.name == name and ckpt["model_cfg"]["backbone"] == f"mmsa.{name}"
+    from importlib.metadata import version
+
+    assert ckpt["mmsa_version"] == version("mmsa") and ckpt["mmsa_args"]["model_name"] == name
 
 
 RUN_SCRIPT = """

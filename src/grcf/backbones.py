@@ -25,6 +25,7 @@ all padding gets zeros and length 1 (packed RNNs reject length 0).
 from __future__ import annotations
 
 import copy
+import json
 
 import torch
 from torch import nn
@@ -78,7 +79,7 @@ def mmsa_args(name: str, dims: dict, model_cfg: dict) -> dict:
     args = dict(get_config_regression(name, user.get("mmsa_dataset", "mosi")))
     dt, da, dv = (dims.get(m, 1) for m in MODALITIES)
     L = model_cfg.get("max_len") or {}
-    args.update(feature_dims=[dt, da, dv], train_mode="regression", num_classes=1, device=torch.device("cpu"),
+    args.update(feature_dims=[dt, da, dv], train_mode="regression", num_classes=1, device="cpu",
                 need_model_aligned=False)  # alignment is done here, mask-aware (see resample)
     seq = [int(L.get("text", 64)), int(L.get("audio", 400)), int(L.get("vision", 100))]
     # aligned models run on the text's grid (EF-LSTM's BatchNorm needs its exact length)
@@ -95,7 +96,7 @@ def mmsa_args(name: str, dims: dict, model_cfg: dict) -> dict:
     if name == "mult":
         args["use_bert"] = False
     args.update({k: v for k, v in user.items() if k not in OWN_ARGS})
-    return args
+    return json.loads(json.dumps(args))  # plain dicts (MMSA's are EasyDicts): checkpoints load with weights_only
 
 
 def resample(x, lengths, out_lengths, width: int):

@@ -119,6 +119,10 @@ def new_model(train: Tensors, cfg: dict, device):
 
 def save_checkpoint(path, model, cfg, info: dict) -> None:
     payload = {"state_dict": model.state_dict(), "dims": model.dims, "model_cfg": cfg["model"], **info}
+    if getattr(model, "args", None) is not None:  # a zoo backbone: which MMSA built it, with what
+        from importlib.metadata import version
+
+        payload.update(mmsa_version=version("mmsa"), mmsa_args=model.args)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
