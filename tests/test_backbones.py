@@ -242,3 +242,21 @@ def test_summary_names_the_backbone_and_pairs_objectives_within_each_backbone(tm
     md = (tmp_path / "out" / "backbones.md").read_text()
     assert "| mult | grcf | 3 |" in md and "| fusion | pointwise | 3 |" in md
     assert (tmp_path / "out" / "backbone_diff.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_backbone_is_a_parameter_of_variants_and_datasets_checked_by_the_schema():
+    from grcf.config import validate_params
+    from grcf.errors import GrcfError
+
+    params = load_params(REPO / "params.yaml")
+    assert resolve_run(params, "embedded", "grcf")["model"]["backbone"] == "fusion"
+    cfg = resolve_run(params, "embedded", "static_pairwise_mult")
+    assert cfg["model"]["backbone"] == "mmsa.mult" and cfg["stage1"]["enabled"] is False
+    assert cfg["loss"]["margin"] == "static"  # the objective's own settings survive the backbone
+    params["datasets"]["embedded"]["overrides"] = {"model": {"backbone": "mmsa.lmf", "backbone_args": {"rank": 2}}}
+    validate_params(params)
+    cfg = resolve_run(params, "embedded", "grcf")
+    assert cfg["model"]["backbone"] == "mmsa.lmf" and cfg["model"]["backbone_args"] == {"rank": 2}
+    params["variants"]["grcf"] = {"model": {"backbone": "mmsa.nope"}}
+    with pytest.raises(GrcfError, match="backbone"):
+        validate_params(params)
