@@ -30,6 +30,8 @@ import json
 import torch
 from torch import nn
 
+from .errors import GrcfError
+
 TOKENS = "text_tokens"  # features/masks key holding BERT token ids for the BERT backbones
 MODALITIES = ("text", "audio", "vision")
 
@@ -54,10 +56,10 @@ def zoo_name(backbone: str) -> str | None:
     if backbone in (None, "fusion"):
         return None
     if not backbone.startswith("mmsa."):
-        raise ValueError(f"model.backbone {backbone!r}: expected 'fusion' or 'mmsa.<name>'")
+        raise GrcfError(f"model.backbone {backbone!r}: expected 'fusion' or 'mmsa.<name>'")
     name = backbone[len("mmsa."):]
     if name not in ZOO:
-        raise ValueError(f"model.backbone {backbone!r}: supported MMSA models are {sorted(ZOO)}")
+        raise GrcfError(f"model.backbone {backbone!r}: supported MMSA models are {sorted(ZOO)}")
     return name
 
 
@@ -73,7 +75,7 @@ def token_config(model_cfg: dict) -> dict | None:
 
 def mmsa_args(name: str, dims: dict, model_cfg: dict) -> dict:
     """MMSA's defaults for (model, dataset), our input sizes, then backbone_args on top."""
-    from MMSA.config import get_config_regression
+    from MMSA.config import get_config_regression  # (ZooRegressor checked that MMSA is installed)
 
     user = dict(model_cfg.get("backbone_args") or {})
     args = dict(get_config_regression(name, user.get("mmsa_dataset", "mosi")))
@@ -126,8 +128,12 @@ class ZooRegressor(nn.Module):
 
     def __init__(self, dims: dict[str, int], model_cfg: dict):
         super().__init__()
-        from easydict import EasyDict  # MMSA's models read their arguments as attributes
-        from MMSA.models.AMIO import AMIO
+        try:
+            from easydict import EasyDict  # MMSA's models read their arguments as attributes
+            from MMSA.models.AMIO import AMIO
+        except ImportError as e:
+            raise GrcfError(f"model.backbone {model_cfg['backbone']!r} needs the MMSA package: "
+                            f"pip install 'grcf[zoo]' ({e})") from e
 
         self.name = zoo_name(model_cfg["backbone"])
         self.family = ZOO[self.name]
