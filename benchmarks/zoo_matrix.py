@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -38,7 +39,8 @@ def variant(objective: str, backbone: str) -> str:
     return objective if backbone == "fusion" else f"{objective}_{backbone}"
 
 
-def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> float:
+def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the three commands): on a shared machine CPU time is the steadier figure."""
     d = f"runs/{dataset}/{v}/seed{seed}"
     common = ["--params", "params.yaml", "--dataset", dataset, "--variant", v, "--seed", str(seed),
               "--features", f"features/{dataset}.parquet"]
@@ -47,12 +49,17 @@ def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> float:
              ["evaluate", *common, "--model", f"{d}/stage2.pt", "--out-dir", d]]
     log = work / "logs" / d / "bench.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _child_cpu()
     with open(log, "w") as f:
         for step in steps:
             subprocess.run(["grcf", *step], cwd=work, check=True, stdout=f, stderr=subprocess.STDOUT,
                            env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _child_cpu() - c0
+
+
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main():
@@ -91,10 +98,10 @@ def main():
                 v = variant(o, b)
                 if (work / f"runs/{args.dataset}/{v}/seed{seed}/metrics.json").exists():
                     continue
-                times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed,
-                                            "seconds": run_one(work, args.dataset, v, seed, args.threads)}
+                wall, cpu = run_one(work, args.dataset, v, seed, args.threads)
+                times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed, "seconds": wall, "cpu_seconds": cpu}
                 times_path.write_text(json.dumps(times, indent=1))
-                print(f"{v} seed{seed}: {times[f'{v}/seed{seed}']['seconds']:.0f} s", flush=True)
+                print(f"{v} seed{seed}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
     done = [v for v in variants if all((work / f"runs/{args.dataset}/{v}/seed{s}/metrics.json").exists() for s in args.seeds)]
     params["run"]["variants"] = done
     (work / "params.yaml").write_text(__import__("yaml").safe_dump(params, sort_keys=False))
@@ -103,10 +110,11 @@ def main():
     print((work / "results" / args.dataset / "backbones.md").read_text())
     by_bb = {}
     for t in times.values():
-        by_bb.setdefault(t["backbone"], []).append(t["seconds"])
-    print("| backbone | runs | wall s per run (mean, min-max) |\n|---|---|---|")
+        by_bb.setdefault(t["backbone"], []).append((t["seconds"], t.get("cpu_seconds", float("nan"))))
+    print("| backbone | runs | wall s per run (mean, min-max) | CPU s per run (mean) |\n|---|---|---|---|")
     for b, s in by_bb.items():
-        print(f"| {b} | {len(s)} | {sum(s) / len(s):.0f} ({min(s):.0f}-{max(s):.0f}) |")
+        w = [x[0] for x in s]
+        print(f"| {b} | {len(s)} | {sum(w) / len(w):.0f} ({min(w):.0f}-{max(w):.0f}) | {sum(x[1] for x in s) / len(s):.0f} |")
 
 
 if __name__ == "__main__":
