@@ -54,7 +54,7 @@ def comparisons(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(dataset, df: pd.DataFrame, comp: pd.DataFrame) -> str:
-    keys = [m for m in ("Corr", "MAE", "Acc-2", "F1") if m in df.columns]
+    keys = [m for m in ("Corr", "MAE", "Non0_acc_2", "Mult_acc_7", "auc", "acc", "f1") if m in df.columns]
     g = df.groupby(["backbone", "objective"], sort=False)[keys]
     mean, std, n = g.mean(), g.std(ddof=1).fillna(0.0), g.size()
     lines = [f"# {dataset}: backbone x objective (test, mean ± std over seeds)", "",
