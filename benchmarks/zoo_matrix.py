@@ -5,7 +5,8 @@ rules and DVC stages run) in a separate workspace, one run at a time so each run
 (stage 1 + stage 2 + evaluation) is measured alone, backbone by backbone (so a cut-short matrix
 still has whole backbones), then `grcf summarize` (with the per-backbone paired comparisons and
 backbone_diff.png) and `grcf report`. Runs already finished are kept (rerun the same command to
-continue). CPU, frozen features. The caps below keep a run around two minutes on 2 cores:
+continue). CPU, frozen features. The caps below keep fusion and LMF runs within ~1-2.5 CPU-minutes;
+MulT at MMSA's default size needs far more (README, "Model zoo"):
 
     python benchmarks/zoo_matrix.py --dataset mosi_av --workdir ../grcf-zoo \\
         --features features/mosi_av.parquet
