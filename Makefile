@@ -12,7 +12,7 @@ $(BIN)/grcf: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU wheel first: the project's torch range then installs nothing more
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[workflow,dev,opensmile,asr]"
+	$(BIN)/python -m pip install -q -e ".[workflow,dev,opensmile,asr,zoo]"
 	touch $@
 
 install: $(BIN)/grcf

@@ -120,7 +120,7 @@ N = len(RUNS)
 @pytest.mark.parametrize("module, expected", [
     ("report.py", Counter(report=1, all=1)),
     ("summarize.py", Counter(summarize=1, report=1, all=1)),
-    ("losses.py", Counter(train_stage1=N, train_stage2=N, evaluate=N, summarize=1, report=1, all=1)),
+    ("losses.py", Counter(train_stage1=N, train_stage2=N, evaluate=N, summarize=1, report=1, export=1, all=1)),
     # the embedded generator extracts no audio (test_codedeps: the raw-clip datasets depend on it)
     ("features/audio.py", Counter()),
 ])

@@ -61,6 +61,7 @@ class FusionRegressor(nn.Module):
         super().__init__()
         self.modalities = list(dims)
         self.dims = dict(dims)
+        self.standardized = [m for m in dims if not (m == "text" and text_encoder)]  # set_input_stats takes these
         self.encoders = nn.ModuleDict({m: ModalityEncoder(d, hidden, dropout) for m, d in dims.items()
                                        if not (m == "text" and text_encoder)})
         if text_encoder:
@@ -90,14 +91,21 @@ class FusionRegressor(nn.Module):
         return self.score(features, masks) * self.scale + self.bias
 
 
-def build_model(dims: dict[str, int], model_cfg: dict) -> FusionRegressor:
+def build_model(dims: dict[str, int], model_cfg: dict) -> nn.Module:
+    """Today's fusion model, or an MMSA zoo backbone (`model.backbone: mmsa.<name>`)."""
+    if model_cfg.get("backbone", "fusion") != "fusion":
+        from .backbones import ZooRegressor  # imports MMSA (and pynvml) only here
+
+        return ZooRegressor(dims, model_cfg)
     text = model_cfg.get("text_encoder") or {}
     return FusionRegressor(dims, hidden=model_cfg["hidden"], dropout=model_cfg["dropout"],
                            text_encoder=text.get("name") if text.get("finetune") else None)
 
 
-def encoder_parameters(model: FusionRegressor) -> list:
+def encoder_parameters(model: nn.Module) -> list:
     """Parameters of a fine-tuned transformer (their own learning rate); empty otherwise."""
+    if hasattr(model, "bert_parameters"):
+        return model.bert_parameters()
     enc = model.encoders["text"] if "text" in model.encoders else None
     return list(enc.transformer.parameters()) if isinstance(enc, TextTransformerEncoder) else []
 

@@ -6,7 +6,7 @@ import platform
 import subprocess
 from importlib import metadata
 
-PACKAGES = ("torch", "numpy", "pyarrow", "transformers", "snakemake", "dvc", "grcf")
+PACKAGES = ("torch", "numpy", "pyarrow", "transformers", "snakemake", "dvc", "grcf", "mmsa")
 
 
 def git_state(cwd=".") -> dict:

@@ -136,6 +136,12 @@ def write_report(runs, dataset, variants, seeds, summary_dir, out) -> Path:
     if comp is not None and len(comp):
         body += ["<h2>Paired comparisons (variant − baseline)</h2>",
                  comp.to_html(index=False, float_format=lambda x: f"{x:.4f}", classes="t")]
+    if (summary_dir / "backbone_diff.png").exists():  # zoo runs (grcf.backbone_summary)
+        import base64
+
+        png = base64.b64encode((summary_dir / "backbone_diff.png").read_bytes()).decode()
+        sections.insert(0, ("Per backbone: grcf − pointwise (95 % CI)", png))
+        body += ["<h2>Backbone × objective</h2>", f"<pre>{html.escape((summary_dir / 'backbones.md').read_text())}</pre>"]
     for title, png in sections:
         body += [f"<h2>{title}</h2>", f'<img alt="{title}" src="data:image/png;base64,{png}">']
     body += ["<h2>Summary as Markdown</h2>", f"<pre>{html.escape(table_md)}</pre>"]

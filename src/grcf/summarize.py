@@ -121,6 +121,9 @@ def summarize(runs_root, dataset, variants, seeds, out_dir) -> pd.DataFrame:
     write_text(out_dir / "summary.csv", table.to_csv())
     write_text(out_dir / "comparisons.csv", comp.to_csv(index=False))
     write_text(out_dir / "summary.md", to_markdown(dataset, table, comp, len(seeds)))
+    from .backbone_summary import write as write_backbones  # zoo runs: backbones.{csv,md}, backbone_diff.png
+
+    write_backbones(df, runs_root, dataset, out_dir)
     # dvc metrics: nested {variant: {metric_mean: ..}}
     write_json(out_dir / "summary.json", {v: {k: (None if pd.isna(x) else float(x)) for k, x in r.items()}
                                            for v, r in table.iterrows()})

@@ -28,7 +28,8 @@ from .device import pick_device
 from .errors import GrcfError
 from .metrics import compute as compute_metrics
 from .metrics import selection_score
-from .model import ModalityEncoder, build_model, encoder_parameters, masked_stats
+from .backbones import TOKENS, token_config
+from .model import build_model, encoder_parameters, masked_stats
 from .store import available_modalities, load_split, read_meta
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ def load_tensors(features_path, split: str, cfg: dict, device) -> Tensors:
     ft = finetune_cfg(cfg)
     if ft:  # the transformer reads token ids of the raw text instead of precomputed features
         features["text"], masks["text"] = tokenize(features_path, s, ft)
+    tok = token_config(cfg["model"])
+    if tok:  # BERT zoo backbones read token ids beside the features
+        features[TOKENS], masks[TOKENS] = tokenize(features_path, s, tok)
     return Tensors(
         ids=s.ids,
         labels=torch.from_numpy(s.labels).to(device),
@@ -98,11 +102,9 @@ def tokenize(features_path, split, ft: dict):
 
 
 def new_model(train: Tensors, cfg: dict, device):
-    dims = {m: x.shape[-1] for m, x in train.features.items()}
+    dims = {m: x.shape[-1] for m, x in train.features.items() if m != TOKENS}
     model = build_model(dims, cfg["model"])
-    for m in dims:  # standardise inputs with train statistics only
-        if not isinstance(model.encoders[m], ModalityEncoder):
-            continue
+    for m in model.standardized:  # standardise inputs with train statistics only
         mean, std = masked_stats(train.features[m].cpu(), train.masks[m].cpu())
         model.set_input_stats(m, mean, std)
     return model.to(device)
@@ -110,6 +112,10 @@ def new_model(train: Tensors, cfg: dict, device):
 
 def save_checkpoint(path, model, cfg, info: dict) -> None:
     payload = {"state_dict": model.state_dict(), "dims": model.dims, "model_cfg": cfg["model"], **info}
+    if getattr(model, "args", None) is not None:  # a zoo backbone: which MMSA built it, with what
+        from importlib.metadata import version
+
+        payload.update(mmsa_version=version("mmsa"), mmsa_args=model.args)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

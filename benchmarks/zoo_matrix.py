@@ -1,0 +1,122 @@
+"""Backbone x objective on one dataset: every (backbone, objective, seed) run, timed one by one.
+
+Runs the pipeline's own commands (grcf train-stage1, train-stage2, evaluate: what the Snakemake
+rules and DVC stages run) in a separate workspace, one run at a time so each run's wall time
+(stage 1 + stage 2 + evaluation) is measured alone, backbone by backbone (so a cut-short matrix
+still has whole backbones), then `grcf summarize` (with the per-backbone paired comparisons and
+backbone_diff.png) and `grcf report`. Runs already finished are kept (rerun the same command to
+continue). CPU, frozen features. The caps below keep fusion and LMF runs within ~1-2.5 CPU-minutes;
+MulT at MMSA's default size needs far more (README, "Model zoo"):
+
+    python benchmarks/zoo_matrix.py --dataset mosi_av --workdir ../grcf-zoo \\
+        --features features/mosi_av.parquet
+
+On a cluster, the same matrix is `run.variants` = the `<objective>_<backbone>` variants of
+params.yaml with `snakemake --profile slurm` (one job per run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from grcf import workspace
+from grcf.config import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKBONES = ["fusion", "mult", "mfn", "ef_lstm", "tfn", "lmf", "misa", "self_mm"]
+OBJECTIVES = ["pointwise", "static_pairwise", "grcf"]
+# the caps (same for every backbone, so objectives and backbones see the same inputs and budget)
+CAPS = {"max_len": {"text": 32, "audio": 150, "vision": 50}, "epochs": 10, "patience": 4}
+
+
+def variant(objective: str, backbone: str) -> str:
+    return objective if backbone == "fusion" else f"{objective}_{backbone}"
+
+
+def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the three commands): on a shared machine CPU time is the steadier figure."""
+    d = f"runs/{dataset}/{v}/seed{seed}"
+    common = ["--params", "params.yaml", "--dataset", dataset, "--variant", v, "--seed", str(seed),
+              "--features", f"features/{dataset}.parquet"]
+    steps = [["train-stage1", *common, "--out", f"{d}/stage1.pt", "--log", f"{d}/stage1_log.csv"],
+             ["train-stage2", *common, "--init", f"{d}/stage1.pt", "--out", f"{d}/stage2.pt", "--log", f"{d}/stage2_log.csv"],
+             ["evaluate", *common, "--model", f"{d}/stage2.pt", "--out-dir", d]]
+    log = work / "logs" / d / "bench.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0, c0 = time.perf_counter(), _child_cpu()
+    with open(log, "w") as f:
+        for step in steps:
+            subprocess.run(["grcf", *step], cwd=work, check=True, stdout=f, stderr=subprocess.STDOUT,
+                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    return time.perf_counter() - t0, _child_cpu() - c0
+
+
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="mosi_av")
+    ap.add_argument("--backbones", nargs="+", default=BACKBONES)
+    ap.add_argument("--objectives", nargs="+", default=OBJECTIVES)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--features", type=Path, help="an already built store of the dataset (else: grcf features build)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    params = load_params(ROOT / "params.yaml")
+    variants = [variant(o, b) for b in args.backbones for o in args.objectives]
+    params["run"] = {"datasets": [args.dataset], "variants": variants, "seeds": args.seeds}
+    params.update(device="cpu", threads=args.threads)
+    params["model"]["max_len"] = dict(CAPS["max_len"])
+    for s in ("stage1", "stage2"):
+        params[s].update(epochs=CAPS["epochs"], patience=CAPS["patience"])
+    work = workspace.prepare(ROOT, args.workdir, params)
+    store = work / "features" / f"{args.dataset}.parquet"
+    if not store.exists():
+        store.parent.mkdir(exist_ok=True)
+        if args.features:
+            shutil.copy2(args.features, store)
+        else:
+            subprocess.run(["grcf", "features", "build", "--params", "params.yaml", "--dataset", args.dataset,
+                            "--out", str(store)], cwd=work, check=True)
+    times_path = work / "results" / args.dataset / "wall_times.json"
+    times_path.parent.mkdir(parents=True, exist_ok=True)
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    for b in args.backbones:
+        for seed in args.seeds:
+            for o in args.objectives:
+                v = variant(o, b)
+                if (work / f"runs/{args.dataset}/{v}/seed{seed}/metrics.json").exists():
+                    continue
+                wall, cpu = run_one(work, args.dataset, v, seed, args.threads)
+                times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed, "seconds": wall, "cpu_seconds": cpu}
+                times_path.write_text(json.dumps(times, indent=1))
+                print(f"{v} seed{seed}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+    done = [v for v in variants if all((work / f"runs/{args.dataset}/{v}/seed{s}/metrics.json").exists() for s in args.seeds)]
+    params["run"]["variants"] = done
+    (work / "params.yaml").write_text(__import__("yaml").safe_dump(params, sort_keys=False))
+    subprocess.run(["grcf", "summarize", "--params", "params.yaml", "--dataset", args.dataset, "--runs", "runs",
+                    "--out-dir", f"results/{args.dataset}"], cwd=work, check=True, stdout=subprocess.DEVNULL)
+    print((work / "results" / args.dataset / "backbones.md").read_text())
+    by_bb = {}
+    for t in times.values():
+        by_bb.setdefault(t["backbone"], []).append((t["seconds"], t.get("cpu_seconds", float("nan"))))
+    print("| backbone | runs | wall s per run (mean, min-max) | CPU s per run (mean) |\n|---|---|---|---|")
+    for b, s in by_bb.items():
+        w = [x[0] for x in s]
+        print(f"| {b} | {len(s)} | {sum(w) / len(w):.0f} ({min(w):.0f}-{max(w):.0f}) | {sum(x[1] for x in s) / len(s):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
