@@ -90,7 +90,7 @@ def test_speaker_independent(tmp_path):
         r = by_id[cid]
         assert r["show"] == SHOWS[i] and r["speaker"] == f"SPK{i % 4}"
         assert r["label"] == float(SARC[i])
-        assert texts[cid] == f"ALICE: context one {i} BOB: context two {i} SPK{i % 4}: utterance number {i}"
+        assert texts[cid] == f"SPK{i % 4}: utterance number {i} | BOB: context two {i} ALICE: context one {i}"
 
 
 def test_valid_reproducible_with_seed(tmp_path):

@@ -94,11 +94,11 @@ def test_build_default_context(tmp_path, caplog):
         s = load_split(out, split)
         assert list(s.ids) == [str(i) for i in FOLDS[fold]]
         assert list(s.labels) == [float(LABELS[i]) for i in FOLDS[fold]]
-        assert s.texts == [f"first{i} context second{i} context punch{i} line" for i in FOLDS[fold]]
+        assert s.texts == [f"punch{i} line | second{i} context first{i} context" for i in FOLDS[fold]]
         assert set(s.features) == {"text", "audio", "vision"}
         # context (2 + 4 words) then punchline (3 words)
         assert s.masks["audio"].sum(1).tolist() == [9] * len(s)
-        assert s.masks["text"].sum(1).tolist() == [6] * len(s)
+        assert s.masks["text"].sum(1).tolist() == [7] * len(s)  # 6 words and the " | " separator
         for m in ("audio", "vision"):
             assert np.isfinite(s.features[m]).all()
     train = load_split(out, "train")

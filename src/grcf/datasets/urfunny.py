@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError
 from ..safe_pickle import safe_load
 from ..store import write_store
+from .text_order import UTTERANCE_FIRST, join_text, text_order
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,15 @@ PRODUCER = "grcf.datasets.urfunny"
 def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
     """Write the UR-FUNNY feature store to `out`; returns `out`.
 
-    options: use_context (default True), context_features (audio/vision include the context
-    sentences' features; default = use_context), text {model, max_length, batch_size, device},
+    options: use_context (default True), text_order (utterance_first: the punchline first, so
+    truncation cuts context, not the punchline; or context_first), context_features (audio/vision
+    include the context sentences' features; default = use_context), text {model, max_length, batch_size, device},
     modalities (default: text + audio/vision whose pickles exist), dataset (name), progress.
     """
     options = dict(options or {})
     src_dir, out = Path(src_dir), Path(out)
     use_context = bool(options.get("use_context", True))
+    order = text_order(options, src_dir)
     context_features = bool(options.get("context_features", use_context))
     modalities = _modalities(src_dir, options.get("modalities"))
 
@@ -50,7 +53,7 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
     keys, splits = _read_folds(src_dir / FOLDS, folds)
     ids = [str(k) for k in keys]
     labels = [_label(src_dir / LABELS, humor, k) for k in keys]
-    texts = [_text(src_dir / LANGUAGE, language, k, use_context) for k in keys]
+    texts = [_text(src_dir / LANGUAGE, language, k, use_context, order) for k in keys]
 
     columns: dict[str, list] = {}
     meta_mods: dict[str, dict] = {}
@@ -74,7 +77,8 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
         "task": "classification",
         "label_range": [0, 1],
         "modalities": meta_mods,
-        "source": {"dir": str(src_dir), "use_context": use_context, "context_features": context_features},
+        "source": {"dir": str(src_dir), "use_context": use_context, "text_order": order,
+                   "context_features": context_features},
     }
     write_store(out, ids=ids, splits=splits, labels=labels, modalities=columns, meta=meta,
                 video_ids=ids, clip_ids=ids, texts=texts)
@@ -149,21 +153,20 @@ def _fix_text(s: str) -> str:
         return s
 
 
-def _text(path, language: dict, k, use_context: bool) -> str:
+def _text(path, language: dict, k, use_context: bool, order: str = UTTERANCE_FIRST) -> str:
     entry = language.get(k)
     if not isinstance(entry, dict):
         raise DataError(path, "id listed in data_folds.pkl has no language entry", record=str(k))
     punch = entry.get("punchline_sentence")
     if not isinstance(punch, str):
         raise DataError(path, "missing or non-string punchline_sentence", record=str(k))
-    parts = []
+    context = []
     if use_context:
         ctx = entry.get("context_sentences", [])
         if not isinstance(ctx, (list, tuple)) or not all(isinstance(c, str) for c in ctx):
             raise DataError(path, "context_sentences must be a list of strings", record=str(k))
-        parts.extend(c.strip() for c in ctx)
-    parts.append(punch.strip())
-    text = _fix_text(" ".join(p for p in parts if p))
+        context = [c.strip() for c in ctx]
+    text = _fix_text(join_text(punch.strip(), context, order).strip())
     if not text:
         raise DataError(path, "empty text (no punchline or context words)", record=str(k))
     return text
