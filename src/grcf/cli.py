@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, type=Path)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("summarize", help="mean ± std over seeds and paired comparisons (CSV, Markdown, JSON)")
+    p = sub.add_parser("summarize", help="mean ± std over seeds and paired comparisons (CSV, Markdown, LaTeX, JSON)")
     _add_params(p)
     p.add_argument("--dataset", required=True)
     p.add_argument("--runs", default="runs", type=Path, help="root of runs/<dataset>/<variant>/seed<k>")
