@@ -124,10 +124,11 @@ def metrics_plot(metrics: pd.DataFrame, variants, reference: pd.DataFrame | None
                 ax.axvline(r[m] * scale, color=f"C{k + 1}", ls="--", lw=1, label=name)
         ax.set_title(f"{label} {tables.arrow(col)}" + (" (%)" if col.percent else ""), fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(4))
-        ax.tick_params(labelsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="y", labelsize=8)
         ax.margins(x=0.15)
         ax.grid(axis="x", lw=0.3)
-    axes[0].set_yticks(y, variants, fontsize=8)
+    axes[0].set_yticks(y, variants)
     axes[0].set_ylim(len(variants) - 0.5, -0.5)
     if reference is not None:
         axes[0].legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.12), borderaxespad=0, ncol=2)
