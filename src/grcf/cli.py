@@ -87,7 +87,7 @@ def _cmd_features_kind(kind):
         options = {}
         if Path(args.params).exists():
             options.update(_params(args).get("features", {}))
-        for key in ("dataset", "split", "text_model", "workers", "on_error", "fps"):
+        for key in ("dataset", "split", "text_model", "text_order", "workers", "on_error", "fps"):
             value = getattr(args, key, None)
             if value is None:
                 continue
@@ -205,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, src_help, extra in [
         ("mmsa", "an MMSA pickle (train/valid/test of id, text, audio, vision, labels)", ()),
         ("raw", "a folder with label.csv and Raw/<video_id>/<clip_id>.mp4", ("text_model", "workers", "on_error", "fps", "modalities")),
-        ("urfunny", "the folder holding the UR-FUNNY pickles", ("text_model", "modalities")),
-        ("mustard", "sarcasm_data.json (split_indices.p beside it for 5-fold)", ("text_model", "split")),
+        ("urfunny", "the folder holding the UR-FUNNY pickles", ("text_model", "modalities", "text_order")),
+        ("mustard", "sarcasm_data.json (split_indices.p beside it for 5-fold)", ("text_model", "split", "text_order")),
     ]:
         p = fsub.add_parser(kind, help=f"{src_help} -> Parquet")
         p.add_argument("src", type=Path, help=src_help)
@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--modalities", help="comma-separated subset of text,audio,vision")
         if "split" in extra:
             p.add_argument("--split", help="speaker_independent or fold0..fold4")
+        if "text_order" in extra:
+            p.add_argument("--text-order", dest="text_order", choices=["utterance_first", "context_first"],
+                           help="target line first, so truncation cuts context only (default), or context first")
         real_kind = {"mmsa": "mmsa_pickle", "raw": "mmsa_raw"}.get(kind, kind)
         p.set_defaults(func=_cmd_features_kind(real_kind))
 
