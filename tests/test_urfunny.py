@@ -215,3 +215,18 @@ def test_real_text_encoder(tmp_path):
     s = load_split(out, "train")
     assert s.features["text"].shape[0] == 4 and s.features["text"].shape[2] == 384
     assert np.isfinite(s.features["text"]).all()
+
+
+@pytest.mark.parametrize("order", ["utterance_first", "context_first"])
+def test_punchline_survives_truncation_only_when_first(tmp_path, order):
+    src = tmp_path / "src"
+    src.mkdir()
+    make_release(src, features=False)
+    out = tmp_path / f"{order}.parquet"
+    # a 3-word window: the context (4 words) alone fills it
+    urfunny.build(src, out, {"text_order": order, "text": {"max_length": 3}}, text_encoder=FakeEncoder())
+    s = load_split(out, "test")
+    for i, text in zip(FOLDS["test"], s.texts):
+        kept = text.split()[:3]
+        assert (kept[:2] == [f"punch{i}", "line"]) == (order == "utterance_first"), text
+    assert read_meta(out)["source"]["text_order"] == order
