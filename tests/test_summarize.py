@@ -162,7 +162,7 @@ def test_chance_f1_is_the_expected_coin_flip_score():
     y = np.array([0] * 30 + [1] * 10, dtype=float)
     ref = binary_reference(y, n_draws=4000)
     rng = np.random.default_rng(1)
-    draws = [f1_score(y, rng.random(40) < 0.5, average="weighted") for _ in range(2000)]
-    assert ref.loc["chance", "f1_weighted"] == pytest.approx(np.mean(draws), abs=0.01)
+    draws = [f1_score(y, rng.random(40) < 0.5, average="weighted") for _ in range(300)]
+    assert ref.loc["chance", "f1_weighted"] == pytest.approx(np.mean(draws), abs=0.015)  # 300 draws: SE < 0.005
     assert ref.loc["majority class", "f1_weighted"] == pytest.approx(
         f1_score(y, np.zeros(40), average="weighted", zero_division=0))
