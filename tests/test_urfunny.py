@@ -94,11 +94,11 @@ def test_build_default_context(tmp_path, caplog):
         s = load_split(out, split)
         assert list(s.ids) == [str(i) for i in FOLDS[fold]]
         assert list(s.labels) == [float(LABELS[i]) for i in FOLDS[fold]]
-        assert s.texts == [f"first{i} context second{i} context punch{i} line" for i in FOLDS[fold]]
+        assert s.texts == [f"punch{i} line | second{i} context first{i} context" for i in FOLDS[fold]]
         assert set(s.features) == {"text", "audio", "vision"}
         # context (2 + 4 words) then punchline (3 words)
         assert s.masks["audio"].sum(1).tolist() == [9] * len(s)
-        assert s.masks["text"].sum(1).tolist() == [6] * len(s)
+        assert s.masks["text"].sum(1).tolist() == [7] * len(s)  # 6 words and the " | " separator
         for m in ("audio", "vision"):
             assert np.isfinite(s.features[m]).all()
     train = load_split(out, "train")
@@ -215,3 +215,18 @@ def test_real_text_encoder(tmp_path):
     s = load_split(out, "train")
     assert s.features["text"].shape[0] == 4 and s.features["text"].shape[2] == 384
     assert np.isfinite(s.features["text"]).all()
+
+
+@pytest.mark.parametrize("order", ["utterance_first", "context_first"])
+def test_punchline_survives_truncation_only_when_first(tmp_path, order):
+    src = tmp_path / "src"
+    src.mkdir()
+    make_release(src, features=False)
+    out = tmp_path / f"{order}.parquet"
+    # a 3-word window: the context (4 words) alone fills it
+    urfunny.build(src, out, {"text_order": order, "text": {"max_length": 3}}, text_encoder=FakeEncoder())
+    s = load_split(out, "test")
+    for i, text in zip(FOLDS["test"], s.texts):
+        kept = text.split()[:3]
+        assert (kept[:2] == [f"punch{i}", "line"]) == (order == "utterance_first"), text
+    assert read_meta(out)["source"]["text_order"] == order

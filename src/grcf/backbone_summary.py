@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import atomic_path, write_text
+from .errors import GrcfError
 from .summarize import paired, run_dir
 
 BASELINES = ("pointwise", "static_pairwise")
@@ -21,6 +22,8 @@ BASELINES = ("pointwise", "static_pairwise")
 
 def backbone_of(runs_root, dataset, variant, seed) -> str:
     info = run_dir(runs_root, dataset, variant, seed) / "run_info.json"
+    if not info.is_file():
+        raise GrcfError(f"{info}: not found (`grcf evaluate` writes it beside metrics.json; the backbone is read from it)")
     return json.loads(info.read_text())["params"]["model"].get("backbone", "fusion")
 
 

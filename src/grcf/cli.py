@@ -94,7 +94,7 @@ def _cmd_features_kind(kind):
         options = {}
         if Path(args.params).exists():
             options.update(_params(args).get("features", {}))
-        for key in ("dataset", "split", "text_model", "workers", "on_error", "fps"):
+        for key in ("dataset", "split", "text_model", "text_order", "workers", "on_error", "fps"):
             value = getattr(args, key, None)
             if value is None:
                 continue
@@ -245,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, src_help, extra in [
         ("mmsa", "an MMSA pickle (train/valid/test of id, text, audio, vision, labels)", ()),
         ("raw", "a folder with label.csv and Raw/<video_id>/<clip_id>.mp4", ("text_model", "workers", "on_error", "fps", "modalities")),
-        ("urfunny", "the folder holding the UR-FUNNY pickles", ("text_model", "modalities")),
-        ("mustard", "sarcasm_data.json (split_indices.p beside it for 5-fold)", ("text_model", "split")),
+        ("urfunny", "the folder holding the UR-FUNNY pickles", ("text_model", "modalities", "text_order")),
+        ("mustard", "sarcasm_data.json (split_indices.p beside it for 5-fold)", ("text_model", "split", "text_order")),
     ]:
         p = fsub.add_parser(kind, help=f"{src_help} -> Parquet")
         p.add_argument("src", type=Path, help=src_help)
@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--modalities", help="comma-separated subset of text,audio,vision")
         if "split" in extra:
             p.add_argument("--split", help="speaker_independent or fold0..fold4")
+        if "text_order" in extra:
+            p.add_argument("--text-order", dest="text_order", choices=["utterance_first", "context_first"],
+                           help="target line first, so truncation cuts context only (default), or context first")
         real_kind = {"mmsa": "mmsa_pickle", "raw": "mmsa_raw"}.get(kind, kind)
         p.set_defaults(func=_cmd_features_kind(real_kind))
 
@@ -287,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_command(sub, "evaluate", "metrics.json (test, valid beside it), predictions.csv, run_info.json",
                      cmd_evaluate, model="the stage-2 checkpoint", out_dir="the run's folder for the three files")
 
-    p = sub.add_parser("summarize", help="mean ± std over seeds and paired comparisons (CSV, Markdown, JSON)")
+    p = sub.add_parser("summarize", help="mean ± std over seeds and paired comparisons (CSV, Markdown, LaTeX, JSON)")
     _add_params(p)
     p.add_argument("--dataset", required=True)
     p.add_argument("--runs", default="runs", type=Path, help="root of runs/<dataset>/<variant>/seed<k>")

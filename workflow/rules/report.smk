@@ -4,10 +4,13 @@
 rule summarize:
     input:
         metrics=runs_of(RUN + "/metrics.json"),
+        predictions=runs_of(RUN + "/predictions.csv"),  # the test labels of the majority/chance rows
+        info=runs_of(RUN + "/run_info.json"),  # each run's backbone
     output:
         csv="results/{dataset}/summary.csv",
         md="results/{dataset}/summary.md",
         json="results/{dataset}/summary.json",
+        tex="results/{dataset}/summary.tex",
         comparisons="results/{dataset}/comparisons.csv",
     params:
         run=lambda w: as_json(config["run"]),
@@ -22,6 +25,7 @@ rule summarize:
 rule report:
     input:
         summary="results/{dataset}/summary.csv",
+        comparisons="results/{dataset}/comparisons.csv",
         predictions=runs_of(RUN + "/predictions.csv"),
         logs1=runs_of(RUN + "/stage1_log.csv"),
         logs2=runs_of(RUN + "/stage2_log.csv"),
@@ -42,9 +46,12 @@ rule summarize_cv:
     input:
         metrics=lambda w: expand(RUN + "/metrics.json", dataset=config["cv"][w.cv],
                                  variant=config["run"]["variants"], seed=config["run"]["seeds"]),
+        predictions=lambda w: expand(RUN + "/predictions.csv", dataset=config["cv"][w.cv],
+                                     variant=config["run"]["variants"], seed=config["run"]["seeds"]),
     output:
         csv="results/{cv}/cv_summary.csv",
         md="results/{cv}/cv_summary.md",
+        tex="results/{cv}/cv_summary.tex",
         folds="results/{cv}/cv_folds.csv",
     params:
         run=lambda w: as_json(config["run"]),

@@ -18,6 +18,7 @@ import numpy as np
 from ..checks import Abort, Strict, load_pickle
 from ..errors import DataError
 from ..store import write_store
+from .text_order import UTTERANCE_FIRST, join_text, text_order
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
     """Write the MUStARD feature store to `out`; returns `out`.
 
     options: split (default speaker_independent), valid_fraction (0.1), seed (0),
-    use_context (True), text {model, max_length, batch_size, device}, dataset, progress.
+    use_context (True), text_order (utterance_first), text {model, max_length, batch_size,
+    device}, dataset, progress.
     """
     options = dict(options or {})
     json_path, out = Path(json_path), Path(out)
@@ -51,6 +53,7 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
         raise DataError(json_path, f"valid_fraction must be in [0, 1), got {valid_fraction}")
     seed = int(options.get("seed", 0))
     use_context = bool(options.get("use_context", True))
+    order = text_order(options, json_path)
 
     sink = Strict()
     records = read_records(json_path, sink, use_context)
@@ -83,7 +86,7 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
         log.warning("mustard: %d clips are in neither train nor test of %s; left out", len(ids) - keep.size, split)
 
     sel = [ids[i] for i in keep]
-    texts = [_text(records[i], use_context) for i in sel]
+    texts = [_text(records[i], use_context, order) for i in sel]
     text_opts = dict(options.get("text") or {})
     model = text_opts.get("model", "default")
     if text_encoder is None:
@@ -106,7 +109,7 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
         "label_range": [0, 1],
         "modalities": {"text": {"producer": f"text:{model}", "max_length": int(text_opts.get("max_length", 64))}},
         "source": {"json": str(json_path), "split": split, "valid_fraction": valid_fraction,
-                   "seed": seed, "use_context": use_context},
+                   "seed": seed, "use_context": use_context, "text_order": order},
     }
     write_store(
         out, ids=sel, splits=[str(s) for s in assign[keep]], labels=labels[keep],
@@ -189,13 +192,11 @@ def read_records(path: Path, sink, use_context=True) -> dict:
     return data
 
 
-def _text(rec: dict, use_context: bool) -> str:
+def _text(rec: dict, use_context: bool, order: str = UTTERANCE_FIRST) -> str:
     # speaker-prefixed lines keep who-said-what, which sarcasm often hinges on
-    lines = []
-    if use_context:
-        lines += [f"{s}: {c.strip()}" for s, c in zip(rec["context_speakers"], rec["context"])]
-    lines.append(f"{rec['speaker']}: {rec['utterance'].strip()}")
-    return " ".join(lines)
+    utterance = f"{rec['speaker']}: {rec['utterance'].strip()}"
+    context = [f"{s}: {c.strip()}" for s, c in zip(rec["context_speakers"], rec["context"])] if use_context else []
+    return join_text(utterance, context, order)
 
 
 def load_folds(path: Path, sink) -> list | None:

@@ -17,6 +17,7 @@ import numpy as np
 from ..checks import Abort, Strict, check_ids, check_label, check_splits, label_bounds, load_pickle
 from ..errors import DataError
 from ..store import write_store
+from .text_order import UTTERANCE_FIRST, join_text, text_order
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,15 @@ PRODUCER = "grcf.datasets.urfunny"
 def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
     """Write the UR-FUNNY feature store to `out`; returns `out`.
 
-    options: use_context (default True), context_features (audio/vision include the context
-    sentences' features; default = use_context), text {model, max_length, batch_size, device},
+    options: use_context (default True), text_order (utterance_first: the punchline first, so
+    truncation cuts context, not the punchline; or context_first), context_features (audio/vision
+    include the context sentences' features; default = use_context), text {model, max_length, batch_size, device},
     modalities (default: text + audio/vision whose pickles exist), dataset (name), progress.
     """
     options = dict(options or {})
     src_dir, out = Path(src_dir), Path(out)
     use_context = bool(options.get("use_context", True))
+    order = text_order(options, src_dir)
     context_features = bool(options.get("context_features", use_context))
     modalities = _modalities(src_dir, options.get("modalities"))
 
@@ -52,7 +55,7 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
     splits = [split for _, split in keys_split]
     ids = [str(k) for k in keys]
     labels = [humor_label(src_dir / LABELS, sink, humor, k, split, 0.0, 1.0) for k, split in keys_split]
-    texts = [text_of(src_dir / LANGUAGE, sink, language.get(k), k, split, use_context) for k, split in keys_split]
+    texts = [text_of(src_dir / LANGUAGE, sink, language.get(k), k, split, use_context, order) for k, split in keys_split]
 
     columns: dict[str, list] = {}
     meta_mods: dict[str, dict] = {}
@@ -82,7 +85,8 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
         "task": "classification",
         "label_range": [0, 1],
         "modalities": meta_mods,
-        "source": {"dir": str(src_dir), "use_context": use_context, "context_features": context_features},
+        "source": {"dir": str(src_dir), "use_context": use_context, "text_order": order,
+                   "context_features": context_features},
     }
     write_store(out, ids=ids, splits=splits, labels=labels, modalities=columns, meta=meta,
                 video_ids=ids, clip_ids=ids, texts=texts)
@@ -202,8 +206,8 @@ def _fix_text(s: str) -> str:
         return s
 
 
-def text_of(path, sink, entry, k, split, use_context=True) -> str | None:
-    """The text of one id (context sentences, when use_context, then the punchline), or None."""
+def text_of(path, sink, entry, k, split, use_context=True, order: str = UTTERANCE_FIRST) -> str | None:
+    """The text of one id (punchline and, when use_context, context sentences in `order`), or None."""
     kw = dict(record=k, split=split)
     if not isinstance(entry, dict):
         sink.error(path, "id listed in data_folds.pkl has no language entry", field="text", check="no text", **kw)
@@ -222,7 +226,7 @@ def text_of(path, sink, entry, k, split, use_context=True) -> str | None:
         return None
     if not punch.strip():
         sink.warning(path, "empty punchline_sentence", field="punchline_sentence", check="empty punch", **kw)
-    return _fix_text(" ".join(p for p in (c.strip() for c in [*ctx, punch]) if p))
+    return _fix_text(join_text(punch.strip(), [c.strip() for c in ctx], order).strip())
 
 
 def _encode(encoder, texts, text_opts, progress, source) -> list[np.ndarray]:
