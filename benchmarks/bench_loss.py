@@ -1,0 +1,139 @@
+"""Cost of the stage-1 ranking loss against plain L1: forward + backward time and peak memory.
+
+For group sizes 32, 256, 1024 and 4096 (B x B pairs) it times `grcf.losses.stage1_loss` with the
+`grcf` variant's settings (dynamic margin, advantage weights, standardised scores) exactly as the
+training step calls it, and `torch.nn.functional.l1_loss`, on the CPU and, when present, on CUDA.
+
+- time: median over `--repeats` calls after warm-up, of forward + backward (CUDA: synchronised);
+- peak memory: CUDA, `torch.cuda.max_memory_allocated` above what the inputs hold; CPU, the rise
+  of the process's peak resident set (ru_maxrss) over its resident set before the call, each
+  case in a fresh process so peaks do not mix (a coarse figure: allocator caching included).
+
+The code timed is whatever `grcf` imports, so an older checkout is measured with
+`PYTHONPATH=<old>/src python benchmarks/bench_loss.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+SIZES = (32, 256, 1024, 4096)
+LOSS_CFG = {"margin": "dynamic", "gamma": 0.5, "static_margin": 0.5, "weighting": "advantage", "tau": 1.0,
+            "tie": 0.0, "standardize": True, "pointwise_weight": 0.0, "rank_weight": 0.0}
+
+
+def loss_fn(kind: str):
+    import torch.nn.functional as F
+
+    from grcf import losses
+
+    if kind == "l1":
+        return F.l1_loss
+    kw = {"check": False} if "check" in inspect.signature(losses.stage1_loss).parameters else {}
+    return lambda p, y: losses.stage1_loss(p, y, LOSS_CFG, **kw)  # as train.py's step calls it
+
+
+def inputs(b: int, device):
+    import torch
+
+    g = torch.Generator().manual_seed(b)
+    pred = torch.randn(b, generator=g).to(device).requires_grad_(True)
+    target = (torch.randn(b, generator=g) * 1.5).clamp(-3, 3).to(device)
+    return pred, target
+
+
+def time_case(kind: str, b: int, device: str, repeats: int) -> float:
+    import torch
+
+    dev = torch.device(device)
+    fn = loss_fn(kind)
+    pred, target = inputs(b, dev)
+
+    def once():
+        pred.grad = None
+        fn(pred, target).backward()
+
+    for _ in range(3):
+        once()
+    times = []
+    for _ in range(repeats):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        once()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_case(kind: str, b: int, device: str) -> float:
+    """MiB of peak memory of one forward + backward above the inputs (see the module docstring)."""
+    import torch
+
+    dev = torch.device(device)
+    fn = loss_fn(kind)
+    small = inputs(8, dev)
+    fn(*small).backward()  # load kernels and allocator state outside the measurement
+    pred, target = inputs(b, dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn(pred, target).backward()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    with open("/proc/self/statm") as f:
+        rss = int(f.read().split()[1]) * resource.getpagesize()
+    fn(pred, target).backward()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return max(peak - rss, 0) / 2**20
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads on the CPU")
+    ap.add_argument("--out", help="write the figures here as JSON")
+    ap.add_argument("--_peak", nargs=3, help=argparse.SUPPRESS)  # child: kind size device
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args._peak:
+        kind, b, device = args._peak
+        print(peak_case(kind, int(b), device))
+        return
+    devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    rows = []
+    for device in devices:
+        name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
+        print(f"\n{device} ({name}): forward + backward, median of {args.repeats}")
+        print(f"{'B':>6} {'loss':<9}{'time ms':>10}{'peak MiB':>10}")
+        for b in args.sizes:
+            for kind in ("l1", "ranking"):
+                t = time_case(kind, b, device, args.repeats)
+                child = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
+                                        "--_peak", kind, str(b), device], capture_output=True, text=True)
+                if child.returncode:
+                    sys.exit(child.stderr[-2000:])
+                peak = float(child.stdout.strip().splitlines()[-1])
+                rows.append({"device": device, "device_name": name, "B": b, "loss": kind, "ms": t * 1e3, "peak_mib": peak})
+                print(f"{b:>6} {kind:<9}{t * 1e3:>10.3f}{peak:>10.1f}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
