@@ -4,7 +4,8 @@ For group sizes 32, 256, 1024 and 4096 (B x B pairs) it times `grcf.losses.stage
 `grcf` variant's settings (dynamic margin, advantage weights, standardised scores) exactly as the
 training step calls it, and `torch.nn.functional.l1_loss`, on the CPU and, when present, on CUDA.
 
-- time: median over `--repeats` calls after warm-up, of forward + backward (CUDA: synchronised);
+- time: median over `--repeats` calls after warm-up, of forward + backward (CUDA: synchronised),
+  wall time and the process's CPU time (all threads; the steadier figure on a loaded machine);
 - peak memory: CUDA, `torch.cuda.max_memory_allocated` above what the inputs hold; CPU, the rise
   of the process's peak resident set (ru_maxrss) over its resident set before the call, each
   case in a fresh process so peaks do not mix (a coarse figure: allocator caching included).
@@ -49,7 +50,8 @@ def inputs(b: int, device):
     return pred, target
 
 
-def time_case(kind: str, b: int, device: str, repeats: int) -> float:
+def time_case(kind: str, b: int, device: str, repeats: int) -> tuple[float, float]:
+    """(median wall seconds, median CPU seconds of this process) of one forward + backward."""
     import torch
 
     dev = torch.device(device)
@@ -62,16 +64,17 @@ def time_case(kind: str, b: int, device: str, repeats: int) -> float:
 
     for _ in range(3):
         once()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         once()
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def peak_case(kind: str, b: int, device: str) -> float:
@@ -102,7 +105,8 @@ def main():
     ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads on the CPU")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads on the CPU (1: steadier on a shared machine)")
     ap.add_argument("--out", help="write the figures here as JSON")
     ap.add_argument("--_peak", nargs=3, help=argparse.SUPPRESS)  # child: kind size device
     args = ap.parse_args()
@@ -119,17 +123,18 @@ def main():
     for device in devices:
         name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
         print(f"\n{device} ({name}): forward + backward, median of {args.repeats}")
-        print(f"{'B':>6} {'loss':<9}{'time ms':>10}{'peak MiB':>10}")
+        print(f"{'B':>6} {'loss':<9}{'wall ms':>10}{'CPU ms':>10}{'peak MiB':>10}")
         for b in args.sizes:
             for kind in ("l1", "ranking"):
-                t = time_case(kind, b, device, args.repeats)
+                t, c = time_case(kind, b, device, args.repeats)
                 child = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
                                         "--_peak", kind, str(b), device], capture_output=True, text=True)
                 if child.returncode:
                     sys.exit(child.stderr[-2000:])
                 peak = float(child.stdout.strip().splitlines()[-1])
-                rows.append({"device": device, "device_name": name, "B": b, "loss": kind, "ms": t * 1e3, "peak_mib": peak})
-                print(f"{b:>6} {kind:<9}{t * 1e3:>10.3f}{peak:>10.1f}")
+                rows.append({"device": device, "device_name": name, "B": b, "loss": kind, "ms": t * 1e3,
+                             "cpu_ms": c * 1e3, "peak_mib": peak})
+                print(f"{b:>6} {kind:<9}{t * 1e3:>10.3f}{c * 1e3:>10.3f}{peak:>10.1f}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=2)

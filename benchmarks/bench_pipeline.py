@@ -18,7 +18,7 @@ older commit: `git archive <commit> | tar -x -C /tmp/old && python benchmarks/be
 --project /tmp/old ...`. Features are built once (`--features DATASET=PATH` reuses a built store).
 
     python benchmarks/bench_pipeline.py --datasets mosi_text embedded \\
-        --features mosi_text=features/mosi_text.parquet --matrix --seeds 0 --workdir /tmp/bench
+        --features mosi_text=features/mosi_text.parquet --matrix --seeds 0 1 2 3 4 --workdir /tmp/bench
 """
 
 from __future__ import annotations
@@ -155,6 +155,9 @@ def main():
     ap.add_argument("--variants", nargs="+", default=["all"], help="'all': every variant except *_finetune")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override params.yaml in the workspace (dotted key, YAML value), e.g. stage1.epochs=1: "
+                         "start-up does not depend on the epochs, so a short run measures it as well")
     ap.add_argument("--repeat", type=int, default=1, help="time the single jobs this many times (the minimum is kept)")
     ap.add_argument("--out", type=Path, help="write every figure (and the matrix's metrics) here as JSON")
     args = ap.parse_args()
@@ -166,9 +169,17 @@ def main():
     for ds in params["datasets"].values():  # data paths from this checkout, so --project may live anywhere
         if "path" in ds and not Path(ds["path"]).is_absolute():
             ds["path"] = str((ROOT / ds["path"]).resolve())
+    for item in args.set:
+        key, value = item.split("=", 1)
+        *parents, last = key.split(".")
+        node = params
+        for k in parents:
+            node = node[k]
+        node[last] = yaml.safe_load(value)
     variants = ([v for v in params["variants"] if not v.endswith("_finetune")]
                 if args.variants == ["all"] else args.variants)
-    report = {"project": str(project), "cpus": os.cpu_count(), "load_before": os.getloadavg(), "datasets": {}}
+    report = {"project": str(project), "cpus": os.cpu_count(), "load_before": os.getloadavg(), "set": args.set,
+              "datasets": {}}
     for dataset in args.datasets:
         params["run"] = {"datasets": [dataset], "variants": variants, "seeds": args.seeds}
         feats = Path(built[dataset]).resolve() if dataset in built else None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from test_tensor_cache import _store
 
@@ -44,6 +45,7 @@ def _job(store, out):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # two training processes, ~20 s
 def test_a_job_imports_no_compiler_scipy_sklearn_or_pandas_and_a_cached_one_no_pyarrow(tmp_path):
     store = _store(tmp_path / "toy.parquet", n=60)
     first = _job(store, tmp_path)  # builds the caches from the store (pyarrow, which may load pandas)
@@ -68,3 +70,39 @@ def test_predictions_csv_is_what_pandas_wrote():
             "prediction": (rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, n)).astype(np.float32).tolist()}
     cols["label"][:3] = [0.0, -2.0, 3.0]
     assert predictions_csv(cols) == pd.DataFrame(cols).to_csv(index=False)
+
+
+EAGER = r"""
+import sys, torch
+from grcf.eager import eager_optimizer
+
+cases = [(torch.optim.AdamW, {"lr": 1e-2, "weight_decay": 1e-4}), (torch.optim.Adam, {"lr": 1e-2}),
+         (torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4})]
+
+
+def train(opt_cls, kw):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    opt = opt_cls(model.parameters(), **kw)
+    for _ in range(5):
+        opt.zero_grad()
+        model(torch.randn(8, 5)).pow(2).mean().backward()
+        opt.step()
+    return model, opt
+
+
+fast = [eager_optimizer(cls) for cls, _ in cases]
+assert all(f is not cls and issubclass(f, cls) for f, (cls, _) in zip(fast, cases))
+ours = [train(f, kw) for f, (_, kw) in zip(fast, cases)]
+assert "torch._dynamo" not in sys.modules
+for (model, opt), (cls, kw) in zip(ours, cases):
+    ref_model, ref_opt = train(cls, kw)  # torch's own class (imports torch._dynamo)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), ref_model.parameters())), cls
+    opt.load_state_dict(ref_opt.state_dict())  # the state round-trips between the two (resume)
+print("ok")
+"""
+
+
+def test_eager_optimizers_step_exactly_like_torch():
+    p = subprocess.run([sys.executable, "-c", EAGER], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-3000:]
