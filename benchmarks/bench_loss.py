@@ -6,9 +6,10 @@ training step calls it, and `torch.nn.functional.l1_loss`, on the CPU and, when 
 
 - time: median over `--repeats` calls after warm-up, of forward + backward (CUDA: synchronised),
   wall time and the process's CPU time (all threads; the steadier figure on a loaded machine);
-- peak memory: CUDA, `torch.cuda.max_memory_allocated` above what the inputs hold; CPU, the rise
-  of the process's peak resident set (ru_maxrss) over its resident set before the call, each
-  case in a fresh process so peaks do not mix (a coarse figure: allocator caching included).
+- peak memory: CUDA, `torch.cuda.max_memory_allocated` above what the inputs hold; CPU (Linux),
+  the process's peak resident set during the call (VmHWM, reset just before it through
+  /proc/self/clear_refs) above its resident set before it, each case in a fresh process (a
+  coarse figure: pages the allocator keeps count, freed ones it returned do not).
 
 The code timed is whatever `grcf` imports, so an older checkout is measured with
 `PYTHONPATH=<old>/src python benchmarks/bench_loss.py`.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -93,11 +93,20 @@ def peak_case(kind: str, b: int, device: str) -> float:
         fn(pred, target).backward()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    with open("/proc/self/statm") as f:
-        rss = int(f.read().split()[1]) * resource.getpagesize()
+    # Linux: writing 5 to clear_refs resets the peak resident set (VmHWM) to the current one
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    rss = _status_kib("VmRSS")
     fn(pred, target).backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return max(peak - rss, 0) / 2**20
+    return max(_status_kib("VmHWM") - rss, 0) / 1024
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/self/status")
 
 
 def main():
