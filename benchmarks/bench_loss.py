@@ -8,8 +8,9 @@ training step calls it, and `torch.nn.functional.l1_loss`, on the CPU and, when 
   wall time and the process's CPU time (all threads; the steadier figure on a loaded machine);
 - peak memory: CUDA, `torch.cuda.max_memory_allocated` above what the inputs hold; CPU (Linux),
   the process's peak resident set during the call (VmHWM, reset just before it through
-  /proc/self/clear_refs) above its resident set before it, each case in a fresh process (a
-  coarse figure: pages the allocator keeps count, freed ones it returned do not).
+  /proc/self/clear_refs) above its resident set before it, each case in a fresh process after
+  one unmeasured call of the same size, with glibc's MALLOC_MMAP_THRESHOLD_=65536 so freed
+  blocks leave the resident set (the figure counts live memory, within a few MiB).
 
 The code timed is whatever `grcf` imports, so an older checkout is measured with
 `PYTHONPATH=<old>/src python benchmarks/bench_loss.py`.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -83,9 +85,9 @@ def peak_case(kind: str, b: int, device: str) -> float:
 
     dev = torch.device(device)
     fn = loss_fn(kind)
-    small = inputs(8, dev)
-    fn(*small).backward()  # load kernels and allocator state outside the measurement
     pred, target = inputs(b, dev)
+    fn(pred, target).backward()  # one call first: kernels, thread pools and one-off buffers load outside the peak
+    pred.grad = None
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -136,8 +138,11 @@ def main():
         for b in args.sizes:
             for kind in ("l1", "ranking"):
                 t, c = time_case(kind, b, device, args.repeats)
+                # glibc: allocations above 64 KiB get their own mapping, so a freed block leaves the
+                # resident set at once and the peak counts live memory, not heap high-water marks
+                env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
                 child = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
-                                        "--_peak", kind, str(b), device], capture_output=True, text=True)
+                                        "--_peak", kind, str(b), device], capture_output=True, text=True, env=env)
                 if child.returncode:
                     sys.exit(child.stderr[-2000:])
                 peak = float(child.stdout.strip().splitlines()[-1])

@@ -136,11 +136,11 @@ def _job_times(work: Path, dataset: str, env) -> dict:
 
 def matrix(work: Path, dataset: str, variants, seeds, cores: int, env) -> dict:
     targets = [f"runs/{dataset}/{v}/seed{s}/metrics.json" for v in variants for s in seeds]
-    plan = subprocess.run(["snakemake", "-n", "--rerun-triggers", "mtime", *targets], cwd=work, env=env,
+    plan = subprocess.run(["snakemake", "-n", *targets, "--rerun-triggers", "mtime"], cwd=work, env=env,
                           capture_output=True, text=True).stdout
     if "features " in plan or "validate " in plan:
         sys.exit(f"the matrix would rebuild features in {work}:\n{plan[-2000:]}")
-    wall, cpu = timed(["snakemake", "--cores", str(cores), "--rerun-triggers", "mtime", *targets], work, env)
+    wall, cpu = timed(["snakemake", "--cores", str(cores), *targets, "--rerun-triggers", "mtime"], work, env)
     metrics = {t: json.loads((work / t).read_text())["test"] for t in targets}
     return {"wall_s": wall, "cpu_s": cpu, "jobs": 3 * len(targets), "metrics": metrics}
 
@@ -152,6 +152,7 @@ def main():
     ap.add_argument("--features", nargs="*", default=[], metavar="DATASET=PATH", help="already built stores")
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--matrix", action="store_true", help="also time the variants x seeds matrix")
+    ap.add_argument("--matrix-only", action="store_true", help="time only the matrix, not the single jobs")
     ap.add_argument("--variants", nargs="+", default=["all"], help="'all': every variant except *_finetune")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--cores", type=int, default=2)
@@ -184,14 +185,14 @@ def main():
         params["run"] = {"datasets": [dataset], "variants": variants, "seeds": args.seeds}
         feats = Path(built[dataset]).resolve() if dataset in built else None
         work = prepare(project, args.workdir / dataset, params, dataset, feats, env)
-        res = {"jobs": job_times(work, dataset, env, args.repeat)}
+        res = {"jobs": [] if args.matrix_only else job_times(work, dataset, env, args.repeat)}
         print(f"\n{dataset}: one job each (variant grcf, seed 0), {args.repeat} time(s)")
         print(f"{'job':<17}{'start-up s':>11}{'work s':>8}{'total s':>9} | CPU s: {'start-up':>9}{'work':>7}{'total':>7}")
         for r, jobs in enumerate(res["jobs"], 1):
             for kind, t in jobs.items():
                 print(f"{kind + ' #' + str(r):<17}{t['startup_s']:>11.2f}{t['work_s']:>8.2f}{t['total_s']:>9.2f} | "
                       f"{'':7}{t['startup_cpu_s']:>9.2f}{t['work_cpu_s']:>7.2f}{t['cpu_s']:>7.2f}")
-        if args.matrix:
+        if args.matrix or args.matrix_only:
             shutil.rmtree(work / "runs", ignore_errors=True)
             res["matrix"] = matrix(work, dataset, variants, args.seeds, args.cores, env)
             mx = res["matrix"]

@@ -81,11 +81,12 @@ def test_row_blocks_match_the_dense_loss(group, sw):
     pred, target = group
     pred, target = pred.double(), target.double()
     old_loss, old_grad = _loss_grad(old_group_ranking_loss, pred, target, **sw)
-    saved, losses.BLOCK_PAIRS = losses.BLOCK_PAIRS, 256  # blocks of 256 // B rows: 2 to 64 blocks from B = 17
+    saved = losses.DENSE_MAX, losses.BLOCK_PAIRS
+    losses.DENSE_MAX, losses.BLOCK_PAIRS = 2, 256  # from B = 3: blocks of 256 // B rows (1 to 64 blocks)
     try:
         loss, grad = _loss_grad(group_ranking_loss, pred, target, check=False, **sw)
     finally:
-        losses.BLOCK_PAIRS = saved
+        losses.DENSE_MAX, losses.BLOCK_PAIRS = saved
     scale = max(1.0, old_loss.abs().item())
     assert abs(loss.item() - old_loss.item()) <= 1e-9 * scale, (loss, old_loss)
     assert torch.allclose(grad, old_grad, rtol=1e-7, atol=1e-9 * max(1.0, old_grad.abs().max().item() if grad.numel() else 1))
@@ -172,6 +173,7 @@ def test_the_host_read_counter_sees_the_old_checks():
 
 
 def test_blocked_loss_reads_nothing_back(monkeypatch):
+    monkeypatch.setattr(losses, "DENSE_MAX", 8)
     monkeypatch.setattr(losses, "BLOCK_PAIRS", 64)
     p, y = torch.randn(40, requires_grad=True), torch.randn(40)
     with HostReads() as reads:

@@ -4,7 +4,7 @@ A mini-batch is a group G, as in GRPO. Pairs (i, j) with y_i - y_j > tie are com
 ranked with a hinge relu(m_ij - (p_i - p_j)); the margin grows with the label advantage gap
 (dynamic) or is constant (static), and pairs are weighted by the group advantage of how badly
 their two samples are placed (advantage) or equally (uniform). All pairs at once, no loops;
-groups larger than ROW_BLOCK^2 / B rows are ranked in row blocks so memory stays O(block x B).
+groups larger than DENSE_MAX are ranked in row blocks so memory stays O(block x B).
 
 Host synchronisation: with `check=False` (what the training step passes) nothing here reads a
 value back to the host, so a CUDA step is never stalled: no finiteness check (train.py checks
@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-6
-# pairs per block of the blocked ranking loss (2^20 pairs: 4 MiB per float32 matrix); groups up to
-# 1,024 samples are one block and take the dense path
-BLOCK_PAIRS = 1 << 20
+# groups up to DENSE_MAX samples rank all B x B pairs at once (fastest); larger ones in row blocks
+# of about BLOCK_PAIRS pairs (2^19: 2 MiB per float32 block matrix), so memory stays bounded
+DENSE_MAX = 1024
+BLOCK_PAIRS = 1 << 19
 
 
 def check_finite(name, t):
@@ -94,14 +95,13 @@ def group_ranking_loss(
     a = group_advantages(target, eps)
     p = _standardise(pred, eps) if standardize else pred
     kw = dict(margin=margin, gamma=gamma, static_margin=static_margin, weighting=weighting, tau=tau, tie=tie, eps=eps)
-    rows = max(1, BLOCK_PAIRS // pred.numel())
-    if rows >= pred.numel():
+    if pred.numel() <= DENSE_MAX:
         return _dense_ranking(p, a, target, **kw)
-    return _blocked_ranking(p, a, target, rows, **kw)
+    return _blocked_ranking(p, a, target, max(1, BLOCK_PAIRS // pred.numel()), **kw)
 
 
 def _dense_ranking(p, a, target, *, margin, gamma, static_margin, weighting, tau, tie, eps):
-    """All B x B pairs at once (groups up to 1,024)."""
+    """All B x B pairs at once (groups up to DENSE_MAX)."""
     comparable = (target[:, None] - target[None, :]) > tie
     n_pairs = comparable.sum()
     if margin == "dynamic":
