@@ -63,3 +63,25 @@ def test_selection_scores_higher_is_better():
     assert selection_score("mae", [1.0, 2.0], [1.0, 1.0]) == pytest.approx(-0.5)
     assert selection_score("corr", PRED, TRUE) == pytest.approx(regression_metrics(PRED, TRUE)["Corr"])
     assert selection_score("acc", [1.0, -1.0], [1.0, 1.0]) == pytest.approx(0.5)
+
+
+def test_numpy_metrics_equal_sklearn_and_scipy_bit_for_bit():
+    # grcf.metrics avoids importing sklearn/scipy (start-up time); the values must not change
+    from scipy.stats import rankdata as sp_rankdata, spearmanr
+    from sklearn.metrics import accuracy_score as sk_acc, f1_score as sk_f1
+
+    from grcf.metrics import accuracy_score, f1_score, rankdata, spearman
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 64, 1000):
+        for ties in (False, True):
+            a = rng.normal(size=n)
+            b = a + rng.normal(size=n)
+            if ties:
+                a, b = np.round(a), np.round(b * 2) / 2
+            assert np.array_equal(rankdata(a), sp_rankdata(a))
+            if n > 1 and np.std(a) > 0 and np.std(b) > 0:
+                assert spearman(a, b) == spearmanr(a, b).statistic
+            for t, p in [(a > 0, b > 0), (a >= 0, np.ones(n, bool)), (np.round(a), np.round(b))]:
+                assert accuracy_score(t, p) == sk_acc(t, p)
+                assert f1_score(t, p) == sk_f1(t, p, average="weighted")

@@ -1,13 +1,57 @@
 """Evaluation metrics with MMSA's definitions (MOSI/MOSEI, CH-SIMS) and binary tasks.
 
 Values are returned unrounded; MMSA rounds to 4 decimals only for display.
+
+Accuracy, weighted F1 and Spearman are computed with numpy, with the same arithmetic as
+sklearn's `accuracy_score`/`f1_score(average="weighted")` and scipy's `spearmanr` (so the values
+are bit-identical; tests/test_metrics.py compares them): every training job computes them once
+per epoch, and importing scipy.stats and sklearn.metrics cost ~2 s of a job's start-up. sklearn
+is imported only for ROC-AUC (classification datasets).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
-from sklearn.metrics import accuracy_score, f1_score
+
+
+def accuracy_score(true, pred) -> float:
+    """sklearn.metrics.accuracy_score for 1-D label arrays."""
+    return float(np.average(np.asarray(true) == np.asarray(pred)))
+
+
+def f1_score(true, pred, average: str = "weighted") -> float:
+    """sklearn.metrics.f1_score(average="weighted") for 1-D label arrays: per-class F1 over the
+    labels present in either array, averaged with the true counts as weights."""
+    if average != "weighted":
+        raise ValueError("only average='weighted' is implemented")
+    true, pred = np.asarray(true), np.asarray(pred)
+    labels = np.unique(np.concatenate([true, pred]))
+    t = true[:, None] == labels[None, :]
+    p = pred[:, None] == labels[None, :]
+    tp_sum, pred_sum, true_sum = (t & p).sum(0), p.sum(0), t.sum(0)
+    # sklearn: (1 + beta^2) tp / (beta^2 true + pred) in float64; a label present in either array
+    # has a non-zero denominator
+    f = (2 * tp_sum.astype(np.float64)) / (true_sum.astype(np.float64) + pred_sum.astype(np.float64))
+    return float(np.average(f, weights=true_sum))
+
+
+def rankdata(x) -> np.ndarray:
+    """scipy.stats.rankdata(method="average"): ties get the mean of their ranks (exact halves)."""
+    x = np.asarray(x)
+    sorter = np.argsort(x, kind="mergesort")
+    inv = np.empty(sorter.size, dtype=np.intp)
+    inv[sorter] = np.arange(sorter.size, dtype=np.intp)
+    xs = x[sorter]
+    obs = np.r_[True, xs[1:] != xs[:-1]]
+    dense = obs.cumsum()[inv]
+    count = np.r_[np.nonzero(obs)[0], len(obs)]
+    return 0.5 * (count[dense] + count[dense - 1] + 1)
+
+
+def spearman(a, b) -> float:
+    """scipy.stats.spearmanr(a, b).statistic for 1-D arrays without NaN or constant input."""
+    ranked = np.column_stack([rankdata(a), rankdata(b)])  # the layout spearmanr passes to corrcoef
+    return float(np.corrcoef(ranked, rowvar=False)[1, 0])
 
 
 def _as_arrays(pred, true):
@@ -31,7 +75,7 @@ def _corr(a, b) -> float:
 def _spearman(a, b) -> float:
     if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
         return 0.0
-    return float(spearmanr(a, b).statistic)
+    return spearman(a, b)
 
 
 def _multiclass_acc(pred, true) -> float:

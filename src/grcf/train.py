@@ -13,6 +13,8 @@ import copy
 import csv
 import io
 import logging
+import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -25,12 +27,13 @@ from tqdm.auto import tqdm
 from . import losses
 from .atomic import atomic_path, write_text
 from .device import pick_device
+from .eager import eager_optimizer
 from .errors import GrcfError
 from .metrics import compute as compute_metrics
 from .metrics import selection_score
 from .backbones import TOKENS, token_config
 from .model import build_model, encoder_parameters, masked_stats
-from .store import available_modalities, load_split, read_meta
+from .tensor_cache import load_split_cached
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,23 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------ set-up
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, device: torch.device | None = None) -> None:
+    """Seed every generator; on CUDA also make the kernels deterministic.
+
+    On CPU the kernels this loop uses are deterministic for a fixed thread count (`threads` in
+    params.yaml), so the seeds are all a run needs (tests/test_resume.py checks bit-identical
+    runs). `torch.use_deterministic_algorithms` is only called for CUDA: it imports
+    torch._inductor (with torch._dynamo), ~2 s of every job's start-up on CPU. On CUDA, cuBLAS
+    needs a fixed workspace for reproducible GEMMs, set before its first use.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if device is not None and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 @dataclass
@@ -67,9 +82,9 @@ def finetune_cfg(cfg: dict) -> dict | None:
 
 
 def load_tensors(features_path, split: str, cfg: dict, device) -> Tensors:
-    meta = read_meta(features_path)
-    mods = cfg.get("modalities") or available_modalities(meta)
-    s = load_split(features_path, split, modalities=mods, max_len=cfg["model"].get("max_len"))
+    """One split on `device`, through the padded-tensor cache beside the store (grcf.tensor_cache),
+    its labels and features checked finite once (the training step does not check them)."""
+    s = load_split_cached(features_path, split, modalities=cfg.get("modalities"), max_len=cfg["model"].get("max_len"))
     if len(s) == 0:
         raise GrcfError(f"{features_path}: split {split!r} is empty")
     features = {m: torch.from_numpy(x) for m, x in s.features.items()}
@@ -152,10 +167,10 @@ def make_optimizer(model, stage_cfg: dict):
     kw = dict(lr=stage_cfg["lr"], weight_decay=stage_cfg["weight_decay"])
     name = stage_cfg["optimizer"]
     if name == "adamw":
-        return torch.optim.AdamW(groups, **kw)
+        return eager_optimizer(torch.optim.AdamW)(groups, **kw)
     if name == "adam":
-        return torch.optim.Adam(groups, **kw)
-    return torch.optim.SGD(groups, momentum=0.9, **kw)
+        return eager_optimizer(torch.optim.Adam)(groups, **kw)
+    return eager_optimizer(torch.optim.SGD)(groups, momentum=0.9, **kw)
 
 
 def autocast(device):
@@ -164,6 +179,23 @@ def autocast(device):
 
 
 # ------------------------------------------------------------------ the loop
+
+
+def train_step(model, opt, train: Tensors, idx, loss_fn, grad_clip=None) -> torch.Tensor:
+    """One optimiser step on the group `idx`; returns the detached loss, still on the device.
+
+    Nothing here reads a device value back to the host (tests/test_train_sync.py checks).
+    """
+    feats, masks = train.take(idx)
+    with autocast(train.labels.device):
+        pred = model(feats, masks).float()
+    loss = loss_fn(pred, train.labels[idx])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
 
 
 def fit(model, train: Tensors, valid: Tensors, *, stage_cfg, loss_fn, select, metrics_kind, seed, resume_path, desc):
@@ -189,24 +221,22 @@ def fit(model, train: Tensors, valid: Tensors, *, stage_cfg, loss_fn, select, me
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=order).to(train.labels.device)
-        total, count = 0.0, 0
+        # the running loss stays on the device (float64, as the Python float it replaces) and is
+        # read once per epoch: no host sync inside the step
+        total, count = torch.zeros((), dtype=torch.float64, device=train.labels.device), 0
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
             if len(idx) < 2:  # a group of one has nothing to compare or calibrate against
                 continue
-            feats, masks = train.take(idx)
-            with autocast(train.labels.device):
-                pred = model(feats, masks).float()
-            loss = loss_fn(pred, train.labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if stage_cfg.get("grad_clip"):
-                torch.nn.utils.clip_grad_norm_(model.parameters(), stage_cfg["grad_clip"])
-            opt.step()
-            total, count = total + loss.item() * len(idx), count + len(idx)
+            loss = train_step(model, opt, train, idx, loss_fn, stage_cfg.get("grad_clip"))
+            total, count = total + loss.double() * len(idx), count + len(idx)
+        train_loss = total.item() / max(count, 1)
+        if not math.isfinite(train_loss):
+            raise GrcfError(f"{desc}: the training loss is {train_loss} in epoch {epoch} (a NaN/inf prediction or "
+                            f"gradient; try a lower lr or grad_clip)")
         pred = predict(model, valid)
         score = selection_score(select, pred, valid.labels.cpu().numpy())
-        row = {"epoch": epoch, "train_loss": total / max(count, 1), f"valid_{select}": score}
+        row = {"epoch": epoch, "train_loss": train_loss, f"valid_{select}": score}
         row.update({f"valid_{k}": v for k, v in compute_metrics(metrics_kind, pred, valid.labels.cpu().numpy()).items()})
         row["seconds"] = time.perf_counter() - t0
         state["rows"].append(row)
@@ -247,10 +277,10 @@ def resume_path_for(out) -> Path:
 
 
 def _prepare(cfg, features, seed):
-    seed_everything(seed)
+    device = pick_device(cfg["device"])
+    seed_everything(seed, device)
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    device = pick_device(cfg["device"])
     train = load_tensors(features, "train", cfg, device)
     valid = load_tensors(features, "valid", cfg, device)
     return device, train, valid
@@ -271,7 +301,7 @@ def train_stage1(cfg: dict, features, out, log_path, seed: int) -> dict:
         loss_cfg, objective = cfg["loss"], _objective(cfg)
         info, rows = fit(
             model, train, valid, stage_cfg=s1, select=s1["select"], metrics_kind=cfg["metrics"], seed=seed,
-            loss_fn=lambda p, y: losses.stage1_loss(p, y, loss_cfg, objective),
+            loss_fn=lambda p, y: losses.stage1_loss(p, y, loss_cfg, objective, check=False),
             resume_path=resume_path_for(out), desc=f"stage1 {cfg['dataset']}/{cfg['variant']}/seed{seed}",
         )
     write_log(log_path, rows)
@@ -292,7 +322,7 @@ def train_stage2(cfg: dict, features, init, out, log_path, seed: int) -> dict:
         loss_cfg, objective = cfg["loss"], _objective(cfg)
         info, rows = fit(
             model, train, valid, stage_cfg=s2, select=s2["select"], metrics_kind=cfg["metrics"], seed=seed + 7919,
-            loss_fn=lambda p, y: losses.stage2_loss(p, y, loss_cfg, objective),
+            loss_fn=lambda p, y: losses.stage2_loss(p, y, loss_cfg, objective, check=False),
             resume_path=resume_path_for(out), desc=f"stage2 {cfg['dataset']}/{cfg['variant']}/seed{seed}",
         )
     write_log(log_path, rows)

@@ -1,0 +1,33 @@
+"""On a CUDA machine: fine-tuning trains on the GPU through both stages (skips without CUDA)."""
+
+import numpy as np
+import pytest
+import torch
+
+from grcf.config import load_params, resolve_run
+from grcf.evaluate import evaluate_run
+from grcf.train import train_stage1, train_stage2
+from test_finetune import _text_store
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def test_finetune_one_epoch_per_stage_on_the_gpu(tmp_path):
+    store = tmp_path / "toy.parquet"
+    _text_store(store)
+    params = load_params("params.yaml")
+    params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
+    cfg = resolve_run(params, "toy", "grcf_finetune")
+    assert cfg["device"] == "auto"  # the default picks the GPU
+    for s in ("stage1", "stage2"):
+        cfg[s].update(epochs=1, batch_size=8)
+    torch.cuda.reset_peak_memory_stats()
+    info1 = train_stage1(cfg, store, tmp_path / "s1.pt", tmp_path / "s1.csv", seed=0)
+    info2 = train_stage2(cfg, store, tmp_path / "s1.pt", tmp_path / "s2.pt", tmp_path / "s2.csv", seed=0)
+    assert info1["epochs_run"] == 1 and info2["epochs_run"] == 1
+    for ckpt in ("s1.pt", "s2.pt"):
+        assert torch.load(tmp_path / ckpt, weights_only=True)["device"].startswith("cuda")
+    assert torch.cuda.max_memory_allocated() > 10 * 2**20  # the transformer's weights went to the GPU
+    result = evaluate_run(cfg, store, tmp_path / "s2.pt", tmp_path / "eval", seed=0)
+    assert np.isfinite(result["test"]["MAE"])
+    assert (tmp_path / "eval" / "run_info.json").read_text().count('"device": "cuda') == 1
