@@ -23,6 +23,10 @@ import yaml
 
 from grcf.slurm_cluster import single_node_slurm, slurm_available
 
+# nothing in the suite may wait on (or reach) a model hub: every model is an offline one
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # what a pipeline copy needs (src/ is copied so that the `code` inputs and DVC's

@@ -184,7 +184,7 @@ def test_configfile_experiment_runs_and_records_its_config(project):
     assert resolved == {**read_params(project), "stage2": {**read_params(project)["stage2"], "lr": lr}}
     # reruns follow each config's own parameters
     assert dry_run(project, target, *exp) == Counter()
-    assert dry_run(project) == Counter(train_stage2=1, evaluate=1, summarize=1, report=1, all=1)
+    assert dry_run(project) == Counter(train_stage2=1, evaluate=1, summarize=1, report=1, export=1, all=1)
     # --config works too (it used to be refused)
     assert dry_run(project, target, "--config", "device=cpu") == Counter(
         validate=1, features=1, train_stage1=1, train_stage2=1, evaluate=1)
