@@ -330,10 +330,7 @@ def predict(bundle_path, inputs, opts: Options) -> dict:
             try:
                 df, m = _score_dataset(bundle, s, tmp / f"dataset{k}.parquet", opts)
             except GrcfError as e:
-                if on_error == "fail":
-                    raise
-                failed.append((s.path, str(e)))
-                log.error("skipped %s", e)
+                _skip_or_raise(e, s.path, on_error, failed)
                 continue
             frames.append(df)
             metrics[str(s.path)] = m
@@ -508,19 +505,13 @@ def _score_media(bundle, media: list[Source], store: Path, opts: Options, on_err
             text, cues = read_transcript(tpath) if tpath else (None, None)
             source = "transcript" if opts.transcript else ("sidecar" if tpath else "asr")
         except GrcfError as e:
-            if on_error == "fail":
-                raise
-            failed.append((s.path, str(e)))
-            log.error("skipped %s", e)
+            _skip_or_raise(e, s.path, on_error, failed)
             continue
         jobs.append(MediaJob(s.path, text, cues, source, need_text, extract, audio_opts, vision_opts, opts.asr_model, max_seg))
     results = []
     for res in run_jobs(jobs, opts.workers, opts.progress):
         if res.error:
-            if on_error == "fail":
-                raise PredictError(res.error)
-            failed.append((res.path, res.error))
-            log.error("skipped %s", res.error)
+            _skip_or_raise(PredictError(res.error), res.path, on_error, failed)
             continue
         results.append(res)
     if not results:
@@ -603,3 +594,11 @@ def plot_timeline(rows, out: Path, bundle) -> Path:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return out
+
+
+def _skip_or_raise(error: GrcfError, path, on_error: str, failed: list) -> None:
+    """--on-error: `fail` stops at the first bad item; `skip` records it and goes on."""
+    if on_error == "fail":
+        raise error
+    failed.append((path, str(error)))
+    log.error("skipped %s", error)
