@@ -15,9 +15,8 @@ import pandas as pd
 
 from .atomic import atomic_path, write_text
 from .errors import GrcfError
-from .summarize import paired, run_dir
-
-BASELINES = ("pointwise", "static_pairwise")
+from . import summarize
+from .summarize import run_dir
 
 
 def backbone_of(runs_root, dataset, variant, seed) -> str:
@@ -40,20 +39,13 @@ def annotate(df: pd.DataFrame, runs_root, dataset) -> pd.DataFrame:
 
 
 def comparisons(df: pd.DataFrame) -> pd.DataFrame:
-    metrics = [c for c in df.columns if c not in ("variant", "seed", "backbone", "objective")]
-    rows = []
+    """summarize.comparisons within each backbone, its objectives in the role of variants."""
+    parts = []
     for bb, g in df.groupby("backbone", sort=False):
-        g = g.assign(variant=g.objective)
-        for base in BASELINES:
-            if base not in set(g.variant):
-                continue
-            for obj in g.variant.unique():
-                if obj == base:
-                    continue
-                for m in metrics:
-                    rows.append({"backbone": bb, "objective": obj, "baseline": base, "metric": m,
-                                 **paired(g, obj, base, m)})
-    return pd.DataFrame(rows)
+        comp = summarize.comparisons(g.drop(columns=["variant", "backbone"]).rename(columns={"objective": "variant"}))
+        parts.append(comp.rename(columns={"variant": "objective"}).assign(backbone=bb))
+    comp = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return comp[["backbone", *(c for c in comp.columns if c != "backbone")]] if len(comp) else comp
 
 
 def to_markdown(dataset, df: pd.DataFrame, comp: pd.DataFrame) -> str:
