@@ -22,8 +22,9 @@ run: install
 	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES) --rerun-incomplete
 	@cat results/*/summary.md
 
+# two pytest workers: the pipeline tests wait on Slurm and subprocesses much of the time
 test: install
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -n $(CORES) --dist loadgroup
 
 bench: install
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_features.py

@@ -45,7 +45,8 @@ SMALL = {
     ("stage2", "patience"): 2,
     ("model", "hidden"): 16,
     ("run", "seeds"): [0, 1],
-    ("run", "variants"): ["grcf", "pointwise", "static_pairwise"],
+    # two variants: fan-out per variant and the paired comparisons need no more (CI time)
+    ("run", "variants"): ["grcf", "pointwise"],
     ("run", "datasets"): ["embedded"],
     # torch threads per job: 1, so `--cores 2` runs two jobs at once (less CPU than 1 x 2 threads)
     ("threads",): 1,
@@ -187,6 +188,27 @@ def readme_commands(prefix: str) -> list[str]:
     """The `inline commands` of README.md that start with ``prefix`` (tests run what it tells users)."""
     text = (REPO / "README.md").read_text()
     return [c for c in re.findall(r"`([^`\n]+)`", text) if c.startswith(prefix)]
+
+
+# ------------------------------------------------------------------ pytest-xdist groups
+
+# Modules whose tests start Slurm daemons: one worker runs them all, so one cluster at a time.
+SLURM_MODULES = {"test_slurm_pipeline", "test_slurm_cluster", "test_slurm_check"}
+
+
+@pytest.hookimpl(wrapper=True)  # the marks must exist before xdist's own hook turns them into groups
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs `pytest -n 2 --dist loadgroup`: keep the tests of a module-scoped fixture
+    on one worker (built once, not once per worker) and every Slurm test on one worker."""
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        if module in SLURM_MODULES:
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+            continue
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(d.scope == "module" for fds in defs.values() for d in fds):
+            item.add_marker(pytest.mark.xdist_group(module))
+    return (yield)
 
 
 # ------------------------------------------------------------------ Slurm

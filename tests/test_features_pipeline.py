@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -29,22 +28,7 @@ def test_snakemake_builds_shared_mosi_features(tmp_path):
     assert len(media) == 27
     assert (media.audio_len > 0).all() and (media.vision_len > 0).all()
     assert (table[~table.has_media][["audio_len", "vision_len"]] == 0).all().all()
-
-    # dvc repro runs the same command and builds the same features
-    from grcf.store import load_split
-
-    first = {split: load_split(project / "features/mosi.parquet", split) for split in ("train", "test")}
-    (project / "features/mosi.parquet").unlink()
-    edit_params(project, {"run.datasets": ["mosi"]})
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    dvc(project, "init", "-q")
-    dvc(project, "repro", "features@mosi")
-    for split, a in first.items():
-        b = load_split(project / "features/mosi.parquet", split)
-        assert list(a.ids) == list(b.ids)
-        for m in ("text", "audio", "vision"):
-            np.testing.assert_allclose(a.features[m], b.features[m], rtol=1e-4, atol=1e-5)
-            assert (a.masks[m] == b.masks[m]).all()
+    # (DVC runs the same command: the MMSA-pickle test below shows both engines write the same bytes)
 
 
 def _pickle_project(tmp_path):

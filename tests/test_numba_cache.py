@@ -69,17 +69,20 @@ def _mini(tmp_path, n):
 
 @pytest.mark.slow
 def test_three_parallel_extractions_then_a_fourth(tmp_path, numba_env):
-    """Cold caches, three pooled extractions of all shared clips at once, then a fourth: all succeed."""
+    """Cold caches, three pooled extractions of shared clips at once, then a fourth: all succeed.
+
+    Ten clips (not all 27: CI time): the race is in the first compilation, which every run does."""
     snap, shared = Path(numba_env["GRCF_NUMBA_CACHE"]), Path(numba_env["NUMBA_CACHE_DIR"])
     assert not snap.exists() and not shared.exists()  # cleared: everyone compiles at the same time
+    src, rows = _mini(tmp_path, 10)
     t0 = time.monotonic()
-    procs = [_extract(MOSI, tmp_path / f"run{k}.parquet", numba_env, "--workers", "2") for k in range(3)]
+    procs = [_extract(src, tmp_path / f"run{k}.parquet", numba_env, "--workers", "2") for k in range(3)]
     try:
         results = [_finish(p) for p in procs]
         t1 = time.monotonic()
         for rc, out in results:
             assert rc == 0, out[-3000:]
-        procs.append(_extract(MOSI, tmp_path / "run3.parquet", numba_env, "--workers", "2"))
+        procs.append(_extract(src, tmp_path / "run3.parquet", numba_env, "--workers", "2"))
         rc, out = _finish(procs[-1])
         assert rc == 0, out[-3000:]
     finally:
@@ -94,8 +97,7 @@ def test_three_parallel_extractions_then_a_fourth(tmp_path, numba_env):
     assert len(list(snap.iterdir())) == 1 and list(snap.rglob("*.nbc"))
     assert not shared.exists() or not list(shared.rglob("*.nb*"))
     logs = [json.loads((tmp_path / f"run{k}.parquet.log.json").read_text()) for k in range(4)]
-    n_clips = len(list((MOSI / "Raw").rglob("*.mp4")))
-    assert all(log["n_with_media"] == n_clips and not log["failed_clips"] for log in logs), logs
+    assert all(log["n_with_media"] == len(rows) and not log["failed_clips"] for log in logs), logs
     import pyarrow.parquet as pq
 
     cols = ["id", "audio_feat", "audio_len"]

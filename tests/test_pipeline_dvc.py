@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from conftest import copy_project, dry_run, dvc, edit_params, read_params, readme_commands, run_cmd, snakemake
+    from conftest import SMALL, copy_project, dry_run, dvc, edit_params, read_params, readme_commands, run_cmd, snakemake
 except ImportError:  # tests/ is a package
-    from tests.conftest import copy_project, dry_run, dvc, edit_params, read_params, readme_commands, run_cmd, snakemake
+    from tests.conftest import SMALL, copy_project, dry_run, dvc, edit_params, read_params, readme_commands, run_cmd, snakemake
 
 pytestmark = pytest.mark.slow
 
-VARIANTS = ("grcf", "pointwise", "static_pairwise")
-SEEDS = (0, 1)
+VARIANTS = tuple(SMALL[("run", "variants")])
+SEEDS = tuple(SMALL[("run", "seeds")])
 RUNS = [(v, s) for v in VARIANTS for s in SEEDS]
 RUN_STAGES = ("train_stage1", "train_stage2", "evaluate")
 
@@ -69,7 +69,7 @@ def project(tmp_path_factory) -> Path:
     git("commit", "-q", "-m", "pipeline")
     t0 = time.monotonic()
     _, out = dvc(project, "repro")
-    print(f"\n[timing] full `dvc repro` (shrunk embedded, 3 variants x 2 seeds, serial): "
+    print(f"\n[timing] full `dvc repro` (shrunk embedded, {len(VARIANTS)} variants x {len(SEEDS)} seeds, serial): "
           f"{time.monotonic() - t0:.1f} s")
     n = len(RUNS)
     assert stages_run(out) == Counter(validate=1, features=1, train_stage1=n, train_stage2=n,

@@ -20,14 +20,14 @@ import pytest
 import yaml
 
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from conftest import copy_project, dry_run, edit_params, read_params, snakemake
+    from conftest import SMALL, copy_project, dry_run, edit_params, read_params, snakemake
 except ImportError:  # tests/ is a package
-    from tests.conftest import copy_project, dry_run, edit_params, read_params, snakemake
+    from tests.conftest import SMALL, copy_project, dry_run, edit_params, read_params, snakemake
 
 pytestmark = pytest.mark.slow
 
-VARIANTS = ("grcf", "pointwise", "static_pairwise")
-SEEDS = (0, 1)
+VARIANTS = tuple(SMALL[("run", "variants")])
+SEEDS = tuple(SMALL[("run", "seeds")])
 RUNS = [(v, s) for v in VARIANTS for s in SEEDS]
 
 
@@ -45,7 +45,7 @@ def project(tmp_path_factory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("smk") / "project")
     t0 = time.monotonic()
     snakemake(project, "--cores", "2")
-    print(f"\n[timing] full Snakemake run (shrunk embedded, 3 variants x 2 seeds, --cores 2): "
+    print(f"\n[timing] full Snakemake run (shrunk embedded, {len(VARIANTS)} variants x {len(SEEDS)} seeds, --cores 2): "
           f"{time.monotonic() - t0:.1f} s")
     return project
 

@@ -19,15 +19,15 @@ import pytest
 from grcf.slurm_cluster import dry_run_resources, gpu_flags_by_rule
 
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from conftest import REPO, copy_project, planned_jobs, snakemake
+    from conftest import SMALL, REPO, copy_project, planned_jobs, snakemake
 except ImportError:  # tests/ is a package
-    from tests.conftest import REPO, copy_project, planned_jobs, snakemake
+    from tests.conftest import SMALL, REPO, copy_project, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
 TEST_PROFILE = REPO / "tests" / "slurm_test_profile"
-VARIANTS = ("grcf", "pointwise", "static_pairwise")
-SEEDS = (0, 1)
+VARIANTS = tuple(SMALL[("run", "variants")])
+SEEDS = tuple(SMALL[("run", "seeds")])
 GPU_RULES = ("features", "train_stage1", "train_stage2")
 CPU_RULES = ("validate", "evaluate", "summarize", "report", "export")
 
