@@ -22,12 +22,17 @@ def _text_store(path, n=48, seed=0):
                 modalities={"text": feats}, meta={"dataset": "toy", "task": "regression", "label_range": [-3, 3]})
 
 
-def test_finetune_two_stages_on_cpu(tmp_path):
+def finetune_run(tmp_path):
+    """(store, cfg): the toy store in tmp_path and the `grcf_finetune` run config of params.yaml on it."""
     store = tmp_path / "toy.parquet"
     _text_store(store)
     params = load_params("params.yaml")
     params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
-    cfg = resolve_run(params, "toy", "grcf_finetune")
+    return store, resolve_run(params, "toy", "grcf_finetune")
+
+
+def test_finetune_two_stages_on_cpu(tmp_path):
+    store, cfg = finetune_run(tmp_path)
     cfg["device"] = "cpu"
     for s in ("stage1", "stage2"):
         cfg[s].update(epochs=2, batch_size=8)

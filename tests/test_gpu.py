@@ -4,20 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from grcf.config import load_params, resolve_run
 from grcf.evaluate import evaluate_run
 from grcf.train import train_stage1, train_stage2
-from test_finetune import _text_store
+from test_finetune import finetune_run
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
 def test_finetune_one_epoch_per_stage_on_the_gpu(tmp_path):
-    store = tmp_path / "toy.parquet"
-    _text_store(store)
-    params = load_params("params.yaml")
-    params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
-    cfg = resolve_run(params, "toy", "grcf_finetune")
+    store, cfg = finetune_run(tmp_path)
     assert cfg["device"] == "auto"  # the default picks the GPU
     for s in ("stage1", "stage2"):
         cfg[s].update(epochs=1, batch_size=8)
