@@ -27,11 +27,13 @@ import time
 from pathlib import Path
 
 from grcf import workspace
-from grcf.config import load_params
+from grcf.config import deep_merge, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ["fusion", "mult", "mfn", "ef_lstm", "tfn", "lmf", "misa", "self_mm"]
 OBJECTIVES = ["pointwise", "static_pairwise", "grcf"]
+# ablations of grcf (params.yaml variants); `--objectives grcf_uniform grcf_static_margin` runs them per backbone
+ABLATIONS = ["grcf_uniform", "grcf_static_margin"]
 # the caps (same for every backbone, so objectives and backbones see the same inputs and budget)
 CAPS = {"max_len": {"text": 32, "audio": 150, "vision": 50}, "epochs": 10, "patience": 4}
 # MulT at MMSA's MOSI size (4 levels, 50-dim, 10 heads) takes >10 CPU-minutes per run on mosi_av: halve it
@@ -40,6 +42,23 @@ BACKBONE_ARGS = {"mult": {"nlevels": 2, "dst_feature_dim_nheads": [30, 6]}}
 
 def variant(objective: str, backbone: str) -> str:
     return objective if backbone == "fusion" else f"{objective}_{backbone}"
+
+
+def capped_params(dataset: str, seeds: list[int], threads: int) -> dict:
+    """params.yaml with the caps, MulT's shrink, and `<objective>_<backbone>` for every objective and ablation."""
+    params = load_params(ROOT / "params.yaml")
+    params["run"] = {"datasets": [dataset], "variants": [], "seeds": seeds}
+    params.update(device="cpu", threads=threads)
+    params["model"]["max_len"] = dict(CAPS["max_len"])
+    for s in ("stage1", "stage2"):
+        params[s].update(epochs=CAPS["epochs"], patience=CAPS["patience"])
+    for b in BACKBONES[1:]:
+        for o in OBJECTIVES + ABLATIONS:
+            v = params["variants"].setdefault(variant(o, b), deep_merge(params["variants"][o], {"model": {"backbone": f"mmsa.{b}"}}))
+            if b in BACKBONE_ARGS:
+                model = v.setdefault("model", {})
+                model["backbone_args"] = {**model.get("backbone_args", {}), **BACKBONE_ARGS[b]}
+    return params
 
 
 def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[float, float]:
@@ -76,17 +95,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    params = load_params(ROOT / "params.yaml")
+    params = capped_params(args.dataset, args.seeds, args.threads)
     variants = [variant(o, b) for b in args.backbones for o in args.objectives]
-    params["run"] = {"datasets": [args.dataset], "variants": variants, "seeds": args.seeds}
-    params.update(device="cpu", threads=args.threads)
-    params["model"]["max_len"] = dict(CAPS["max_len"])
-    for s in ("stage1", "stage2"):
-        params[s].update(epochs=CAPS["epochs"], patience=CAPS["patience"])
-    for b, extra in BACKBONE_ARGS.items():
-        for o in args.objectives:
-            model = params["variants"][variant(o, b)].setdefault("model", {})
-            model["backbone_args"] = {**model.get("backbone_args", {}), **extra}
+    params["run"]["variants"] = variants
     work = workspace.prepare(ROOT, args.workdir, params)
     store = work / "features" / f"{args.dataset}.parquet"
     if not store.exists():
@@ -109,7 +120,8 @@ def main():
                 times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed, "seconds": wall, "cpu_seconds": cpu}
                 times_path.write_text(json.dumps(times, indent=1))
                 print(f"{v} seed{seed}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
-    done = [v for v in variants if all((work / f"runs/{args.dataset}/{v}/seed{s}/metrics.json").exists() for s in args.seeds)]
+    # every variant of the workspace finished on all seeds (earlier calls' backbones and ablations too)
+    done = [v for v in params["variants"] if all((work / f"runs/{args.dataset}/{v}/seed{s}/metrics.json").exists() for s in args.seeds)]
     params["run"]["variants"] = done
     (work / "params.yaml").write_text(__import__("yaml").safe_dump(params, sort_keys=False))
     subprocess.run(["grcf", "summarize", "--params", "params.yaml", "--dataset", args.dataset, "--runs", "runs",

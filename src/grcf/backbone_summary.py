@@ -27,8 +27,13 @@ def backbone_of(runs_root, dataset, variant, seed) -> str:
 
 
 def objective_of(variant: str, backbone: str) -> str:
+    """grcf_tfn -> grcf; grcf_tfn_tuned (a sweep's `<base>_tuned`) -> grcf_tuned."""
     short = backbone.split(".", 1)[-1]
-    return variant[: -len(short) - 1] if backbone != "fusion" and variant.endswith("_" + short) else variant
+    if backbone == "fusion":
+        return variant
+    if variant.endswith("_" + short):
+        return variant[: -len(short) - 1]
+    return variant.replace(f"_{short}_", "_", 1)
 
 
 def annotate(df: pd.DataFrame, runs_root, dataset) -> pd.DataFrame:

@@ -57,6 +57,9 @@ def run_sweep(root, params: dict, workdir, cores: int = 2) -> dict:
     base, dataset, seed = sweep["base"], sweep["dataset"], sweep["seed"]
     if base not in params["variants"]:
         raise GrcfError(f"sweep.base names unknown variant {base!r}")
+    baselines = sweep.get("baselines", ["pointwise", "static_pairwise"])
+    if unknown := [v for v in baselines if v not in params["variants"]]:
+        raise GrcfError(f"sweep.baselines names unknown variants {unknown}")
     trials = candidates(sweep["space"], sweep.get("method", "random"), sweep.get("trials", 8), sweep.get("sample_seed", 0))
     names = [f"sweep_{i:03d}" for i in range(len(trials))]
     ws = yaml.safe_load(yaml.safe_dump(params))
@@ -75,7 +78,6 @@ def run_sweep(root, params: dict, workdir, cores: int = 2) -> dict:
     best = trials[names.index(table.iloc[0]["variant"])]
     tuned = f"{base}_tuned"
     ws["variants"][tuned] = deep_merge(params["variants"][base], as_override(best))
-    baselines = [v for v in ("pointwise", "static_pairwise") if v in params["variants"]]
     ws["run"] = {"datasets": [dataset], "variants": [tuned, base, *baselines], "seeds": params["run"]["seeds"]}
     workspace.prepare(root, work, ws)
     workspace.snakemake(work, f"results/{dataset}/summary.md", f"results/{dataset}/report.html", cores=cores)
