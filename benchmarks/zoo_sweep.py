@@ -13,10 +13,13 @@ The space is the issue's: gamma, tau, stage-1 learning rate and epochs (10, the 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import zoo_matrix
+from grcf import workspace
 from grcf.sweep import run_sweep
 
 SPACE = {"loss.gamma": [0.25, 0.5, 1.0], "loss.tau": [0.5, 1.0, 2.0],
@@ -42,8 +45,13 @@ def main():
                        "baselines": [v("pointwise"), v("static_pairwise")], "space": SPACE}
     store = args.workdir / "features" / f"{args.dataset}.parquet"
     if args.features and not store.exists():
+        # the given store stands in for the features rule: its validation input first, then the store, newer
+        workspace.prepare(zoo_matrix.ROOT, args.workdir, params)
         store.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["grcf", "validate", "--params", "params.yaml", "--dataset", args.dataset,
+                        "--out", f"features/{args.dataset}.validation.json"], cwd=args.workdir, check=True)
         shutil.copy2(args.features, store)
+        os.utime(store)
     result = run_sweep(zoo_matrix.ROOT, params, args.workdir, cores=args.cores)
     print(result["ranking"].to_markdown(index=False))
     print(result["variant_yaml"])
