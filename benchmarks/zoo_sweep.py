@@ -43,6 +43,7 @@ def main():
     params["sweep"] = {"base": v("grcf"), "dataset": args.dataset, "seed": args.sweep_seed, "method": "random",
                        "trials": args.trials, "sample_seed": 0, "rank_by": "auto",
                        "baselines": [v("pointwise"), v("static_pairwise")], "space": SPACE}
+    params["run"]["variants"] = [v("grcf")]
     store = args.workdir / "features" / f"{args.dataset}.parquet"
     if args.features and not store.exists():
         # the given store stands in for the features rule: its validation input first, then the store, newer
