@@ -9,6 +9,9 @@ For each dataset it runs one `grcf train-stage1`, `train-stage2` and `evaluate` 
 - total wall time; and CPU time (user + sys, all threads) of each part and of the whole process
   (children included). On a shared, loaded machine the CPU times are the steadier figures.
 
+With `--server` every job goes through a `grcf server` (started once, first; its start-up is
+printed): start-up is then the client's start plus the fork.
+
 With `--matrix` it then runs the whole variants x seeds matrix from built features through
 Snakemake on `--cores` cores and prints the wall and CPU time, and writes every run's test
 metrics to `--out` (JSON) so two code versions can be compared for identical results.
@@ -38,17 +41,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 # Runs inside each timed job: records when the first step starts, then runs the grcf CLI.
-CHILD = r"""
+PATCH = r"""
 import atexit, json, os, sys, time
-T0 = float(os.environ["GRCF_BENCH_SPAWN"])
 marks = {}
 def _mark(name):
     if name not in marks:
-        marks[name] = time.time() - T0
+        marks[name] = time.time() - float(os.environ["GRCF_BENCH_SPAWN"])
         marks[name + "_cpu"] = time.process_time()  # this process's CPU time (all threads) so far
 def _dump():
-    with open(os.environ["GRCF_BENCH_OUT"], "w") as f:
-        json.dump({**marks, "exit": time.time() - T0, "exit_cpu": time.process_time()}, f)
+    if "GRCF_BENCH_OUT" in os.environ:  # a job (a served job's environment is its client's)
+        with open(os.environ["GRCF_BENCH_OUT"], "w") as f:
+            json.dump({**marks, "exit": time.time() - float(os.environ["GRCF_BENCH_SPAWN"]),
+                       "exit_cpu": time.process_time()}, f)
 atexit.register(_dump)
 import grcf.losses as L, grcf.train as T
 for name in ("stage1_loss", "stage2_loss"):
@@ -62,9 +66,18 @@ def predict(*a, **k):
     _mark("first_step")
     return _predict(*a, **k)
 T.predict = predict
-from grcf.cli import main
+"""
+# Runs inside each timed job: records when the first step starts, then runs the grcf CLI.
+CHILD = PATCH + r"""
+from grcf import cli
 sys.argv = ["grcf", *sys.argv[1:]]
-main()
+sys.exit((getattr(cli, "run", None) or cli.main)(sys.argv[1:]))  # run: in this process even if $GRCF_SERVER is set
+"""
+# --server: a `grcf server` whose jobs (forked children) carry the same marks
+SERVER = PATCH + r"""
+from pathlib import Path
+from grcf.server import Server
+Server(Path(sys.argv[1])).serve()
 """
 
 
@@ -126,12 +139,31 @@ def _job_times(work: Path, dataset: str, env) -> dict:
     out = {}
     for kind, args in jobs.items():
         marks = work / f".bench_{kind}.json"
+        marks.unlink(missing_ok=True)
         e = {**env, "GRCF_BENCH_SPAWN": repr(time.time()), "GRCF_BENCH_OUT": str(marks)}
-        wall, cpu = timed([sys.executable, "-c", CHILD, *args], work, e)
+        served = "GRCF_SERVER" in env  # the `grcf` command hands the job to the server
+        wall, cpu = timed([str(Path(sys.executable).parent / "grcf"), *args] if served
+                          else [sys.executable, "-c", CHILD, *args], work, e)
         m = json.loads(marks.read_text())
+        if served:
+            cpu += m["exit_cpu"]  # the client's CPU (rusage) + the served child's own
         out[kind] = {"startup_s": m["first_step"], "work_s": wall - m["first_step"], "total_s": wall, "cpu_s": cpu,
                      "startup_cpu_s": m["first_step_cpu"], "work_cpu_s": m["exit_cpu"] - m["first_step_cpu"]}
     return out
+
+
+def start_server(workdir: Path, env) -> tuple[subprocess.Popen, float]:
+    """A server with the marks of CHILD in it; (process, seconds until it serves)."""
+    sock = workdir.resolve() / "grcf-server.sock"
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(sock)], env=env, stdout=subprocess.DEVNULL)
+    while not sock.exists():
+        if proc.poll() is not None:
+            sys.exit("the grcf server did not start")
+        time.sleep(0.02)
+    return proc, time.perf_counter() - t0
 
 
 def matrix(work: Path, dataset: str, variants, seeds, cores: int, env) -> dict:
@@ -141,6 +173,8 @@ def matrix(work: Path, dataset: str, variants, seeds, cores: int, env) -> dict:
     if "features " in plan or "validate " in plan:
         sys.exit(f"the matrix would rebuild features in {work}:\n{plan[-2000:]}")
     wall, cpu = timed(["snakemake", "--cores", str(cores), *targets, "--rerun-triggers", "mtime"], work, env)
+    if "GRCF_SERVER" in env:
+        cpu = float("nan")  # the served jobs are the server's children, not ours: not in our rusage
     metrics = {t: json.loads((work / t).read_text())["test"] for t in targets}
     return {"wall_s": wall, "cpu_s": cpu, "jobs": 3 * len(targets), "metrics": metrics}
 
@@ -161,6 +195,7 @@ def main():
                          "start-up does not depend on the epochs, so a short run measures it as well")
     ap.add_argument("--repeat", type=int, default=1, help="time the single jobs this many times (the minimum is kept)")
     ap.add_argument("--out", type=Path, help="write every figure (and the matrix's metrics) here as JSON")
+    ap.add_argument("--server", action="store_true", help="run every job through a `grcf server` (started first, timed)")
     args = ap.parse_args()
 
     project = args.project.resolve()
@@ -181,6 +216,10 @@ def main():
                 if args.variants == ["all"] else args.variants)
     report = {"project": str(project), "cpus": os.cpu_count(), "load_before": os.getloadavg(), "set": args.set,
               "datasets": {}}
+    if args.server:
+        server, report["server_start_s"] = start_server(args.workdir, env)
+        env["GRCF_SERVER"] = str(args.workdir.resolve() / "grcf-server.sock")
+        print(f"grcf server started in {report['server_start_s']:.2f} s (once; every job below runs through it)")
     for dataset in args.datasets:
         params["run"] = {"datasets": [dataset], "variants": variants, "seeds": args.seeds}
         feats = Path(built[dataset]).resolve() if dataset in built else None
@@ -199,6 +238,9 @@ def main():
             print(f"matrix {len(variants)} variants x {len(args.seeds)} seeds ({mx['jobs']} jobs) on {args.cores} "
                   f"cores: wall {mx['wall_s']:.1f} s, CPU {mx['cpu_s']:.1f} s")
         report["datasets"][dataset] = res
+    if args.server:
+        server.terminate()
+        server.wait()
     report["load_after"] = os.getloadavg()
     print(f"\nload average before/after: {report['load_before'][0]:.1f} / {report['load_after'][0]:.1f} "
           f"on {report['cpus']} CPUs")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -223,6 +224,31 @@ def cmd_slurm_down(args):
     print(f"grcf: stopped the local Slurm of {args.state}", file=sys.stderr)
 
 
+def cmd_server_start(args):
+    from .server import start
+
+    pid = start(args.socket)
+    sock = args.socket.absolute()
+    print(f"grcf: server up (pid {pid}, log {sock.with_suffix('.log')}); `grcf` commands run there while "
+          f"GRCF_SERVER is set (`eval \"$(grcf server start)\"` sets it); stop it with: grcf server stop --socket {sock}",
+          file=sys.stderr)
+    print(f"export GRCF_SERVER={sock}")
+
+
+def cmd_server_stop(args):
+    from .server import stop
+
+    if not stop(args.socket):
+        raise GrcfError(f"no server on {args.socket.absolute()}")
+    print(f"grcf: stopped the server on {args.socket.absolute()}", file=sys.stderr)
+
+
+def cmd_server_run(args):
+    from .server import Server
+
+    Server(args.socket).serve()
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -326,6 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--gpus", type=int, default=1, help="fake GPUs on the node (gres gpu:<type>:N; 0: none)")
             q.add_argument("--gpu-type", dest="gpu_type", default="fake")
 
+    p = sub.add_parser("server", help="a warm process that runs grcf commands without re-importing torch (one machine)")
+    ssub = p.add_subparsers(dest="server_command", required=True)
+    for name, func, help_ in [("start", cmd_server_start, "start it in the background; print `export GRCF_SERVER=...`"),
+                              ("stop", cmd_server_stop, "stop it"),
+                              ("run", cmd_server_run, "serve in the foreground")]:
+        q = ssub.add_parser(name, help=help_)
+        q.add_argument("--socket", default=Path(".grcf-server.sock"), type=Path,
+                       help="its Unix socket (default: .grcf-server.sock)")
+        q.set_defaults(func=func)
+
     from .cli_predict import add_parsers as add_predict_parsers
 
     add_predict_parsers(sub)  # export, predict
@@ -333,6 +369,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if os.environ.get("GRCF_SERVER") and argv[:1] != ["server"]:
+        from .client import run_on_server
+
+        rc = run_on_server(os.environ["GRCF_SERVER"], argv)
+        if rc is not None:
+            return rc
+    return run(argv)
+
+
+def run(argv) -> int:
+    """The command itself, in this process (a `grcf server` child calls this)."""
     args = build_parser().parse_args(argv)
     _setup_logging()
     try:

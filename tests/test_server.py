@@ -1,0 +1,172 @@
+"""`grcf server` (issue 16): jobs forked from a warm process give what a fresh process gives.
+
+Real processes throughout: a server started with `grcf server start`, `grcf` commands that hand
+their job to it through $GRCF_SERVER, and jobs it must refuse running in their own process.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, _env, _exe, run_cmd
+from grcf.server import Server, source_fingerprint
+from test_tensor_cache import _store
+
+
+def _project(tmp: Path, epochs=2, patience=6) -> tuple[Path, list]:
+    """params.yaml with a toy Parquet dataset; the common arguments of a job on it."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    store = _store(tmp / "toy.parquet", n=60)
+    params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
+    params["run"]["datasets"] = ["toy"]
+    params["model"]["hidden"] = 8
+    params.update(device="cpu", threads=1)
+    for s in ("stage1", "stage2"):
+        params[s].update(epochs=epochs, batch_size=8, patience=patience)
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp, ["--params", "params.yaml", "--dataset", "toy", "--variant", "grcf", "--seed", "0", "--features", str(store)]
+
+
+def _jobs(common, run):
+    return [["train-stage1", *common, "--out", f"{run}/s1.pt", "--log", f"{run}/s1.csv"],
+            ["train-stage2", *common, "--init", f"{run}/s1.pt", "--out", f"{run}/s2.pt", "--log", f"{run}/s2.csv"],
+            ["evaluate", *common, "--model", f"{run}/s2.pt", "--out-dir", run]]
+
+
+@pytest.fixture
+def server(tmp_path):
+    sock = tmp_path / "srv.sock"
+    _, out = run_cmd(["grcf", "server", "start", "--socket", sock], tmp_path)
+    assert f"export GRCF_SERVER={sock}" in out and sock.is_socket()
+    yield sock
+    run_cmd(["grcf", "server", "stop", "--socket", sock], tmp_path, check=False)
+    assert not sock.exists()
+
+
+def _served_env(sock, **extra):
+    return {**_env(), "GRCF_SERVER": str(sock), **extra}
+
+
+def _log(sock):
+    return sock.with_suffix(".log").read_text()
+
+
+def test_a_served_job_gives_what_a_fresh_process_gives(tmp_path, server):
+    work, common = _project(tmp_path)
+    for job in _jobs(common, "served"):
+        _, out = run_cmd(["grcf", *job], work, env=_served_env(server))
+        assert "running in this process" not in out
+    for job in _jobs(common, "local"):
+        run_cmd(["grcf", *job], work)
+    served = [line for line in _log(server).splitlines() if line.startswith("grcf server: job ")]
+    assert len(served) == 3 and all(f"(in {work})" in line for line in served)  # the server ran all three
+    a, b = work / "served", work / "local"
+    assert json.loads((a / "metrics.json").read_text()) == json.loads((b / "metrics.json").read_text())
+    assert (a / "predictions.csv").read_bytes() == (b / "predictions.csv").read_bytes()
+    for ckpt in ("s1.pt", "s2.pt"):
+        sa, sb = (torch.load(d / ckpt, weights_only=False)["state_dict"] for d in (a, b))
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_job_the_server_must_not_run_runs_in_its_own_process(tmp_path, server):
+    work, common = _project(tmp_path)
+    job = _jobs(common, "run")[0]
+    threads = str(int(os.environ.get("OMP_NUM_THREADS", "1")) + 1)
+    _, out = run_cmd(["grcf", *job], work, env=_served_env(server, OMP_NUM_THREADS=threads))
+    assert "did not take this job (its environment differs from the server's in OMP_NUM_THREADS)" in out
+    assert (work / "run/s1.pt").is_file()
+    # inside a Slurm allocation the server is not part of, a job would escape its limits
+    rc, out = run_cmd(["grcf", "evaluate", "--help"], work, env=_served_env(server, SLURM_JOB_ID="4242"))
+    assert rc == 0 and "outside the server's allocation" in out and "usage: grcf evaluate" in out
+    assert "refused grcf evaluate --help" in _log(server)
+
+
+def test_no_server_answering_runs_the_job_here(tmp_path):
+    rc, out = run_cmd(["grcf", "evaluate", "--help"], tmp_path, env=_served_env(tmp_path / "none.sock"))
+    assert rc == 0 and "no server answers" in out and "usage: grcf evaluate" in out
+
+
+def test_the_server_stops_serving_once_grcf_source_changes(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    srv = Server(tmp_path / "s.sock")
+    srv.package, srv.fingerprint = pkg, source_fingerprint(pkg)
+    req = {"python": srv.python, "package": str(pkg), "env": dict(srv.env)}
+    assert srv.refusal(req) is None
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    assert "source changed" in srv.refusal(req)
+
+
+def test_exit_status_and_errors_come_back(tmp_path, server):
+    work, common = _project(tmp_path)
+    rc, out = run_cmd(["grcf", "evaluate", *common, "--model", "missing.pt", "--out-dir", "x"], work,
+                      env=_served_env(server), check=False)
+    assert rc == 1 and "grcf: error:" in out and "missing.pt" in out
+    rc, out = run_cmd(["grcf", "no-such-command"], work, env=_served_env(server), check=False)
+    assert rc == 2 and "invalid choice" in out
+
+
+def _start_long_job(work, common, sock):
+    """A served training job that runs until killed; (client process, the job's pid)."""
+    job = _jobs(common, "long")[0]
+    client = subprocess.Popen([_exe("grcf"), *job], cwd=work, env=_served_env(sock),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        lines = [ln for ln in _log(sock).splitlines() if ln.startswith("grcf server: job ") and "long/s1.pt" in ln]
+        if lines:
+            return client, int(lines[-1].split()[3].rstrip(":"))
+        time.sleep(0.1)
+    client.kill()
+    pytest.fail("the server never started the job")
+
+
+def _gone(pid, wait=15.0) -> bool:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_job_follows_its_client_signals_and_death(tmp_path, server):
+    work, common = _project(tmp_path, epochs=100000, patience=100000)
+    client, pid = _start_long_job(work, common, server)
+    time.sleep(1.0)
+    assert client.poll() is None and not _gone(pid, wait=0.1)
+    client.send_signal(signal.SIGTERM)  # what Snakemake or Slurm send to cancel a job: passed on
+    assert client.wait(timeout=30) == 128 + signal.SIGTERM
+    assert _gone(pid)
+    client, pid = _start_long_job(work, common, server)
+    client.kill()  # SIGKILL can't be passed on: the job sees its client's end of the socket close
+    client.wait(timeout=30)
+    assert _gone(pid)
+    assert server.is_socket()  # the server itself serves on
+
+
+def test_start_refuses_a_second_server_and_replaces_a_dead_ones_socket(tmp_path, server):
+    rc, out = run_cmd(["grcf", "server", "start", "--socket", server], tmp_path, check=False)
+    assert rc == 1 and "already answers" in out
+    dead = tmp_path / "dead.sock"
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(dead))
+    s.close()  # a socket file nobody listens on, as a killed server leaves
+    run_cmd(["grcf", "server", "start", "--socket", dead], tmp_path)
+    try:
+        rc, out = run_cmd(["grcf", "evaluate", "--help"], tmp_path, env=_served_env(dead))
+        assert "usage: grcf evaluate" in out and "grcf server: job" in _log(dead)
+    finally:
+        run_cmd(["grcf", "server", "stop", "--socket", dead], tmp_path)
