@@ -45,7 +45,7 @@ PATCH = r"""
 import atexit, json, os, sys, time
 marks = {}
 def _mark(name):
-    if name not in marks:
+    if name not in marks and "GRCF_BENCH_SPAWN" in os.environ:  # a timed job (not the matrix's)
         marks[name] = time.time() - float(os.environ["GRCF_BENCH_SPAWN"])
         marks[name + "_cpu"] = time.process_time()  # this process's CPU time (all threads) so far
 def _dump():
@@ -73,11 +73,18 @@ from grcf import cli
 sys.argv = ["grcf", *sys.argv[1:]]
 sys.exit((getattr(cli, "run", None) or cli.main)(sys.argv[1:]))  # run: in this process even if $GRCF_SERVER is set
 """
-# --server: a `grcf server` whose jobs (forked children) carry the same marks
-SERVER = PATCH + r"""
+# --server: a `grcf server` whose warm processes (and so their jobs, forked from them) carry the same marks
+WARM = PATCH + r"""
+from grcf.server import warm_process
+warm_process(int(sys.argv[-1]))
+"""
+SERVER = r"""
+import sys
 from pathlib import Path
 from grcf.server import Server
-Server(Path(sys.argv[1])).serve()
+server = Server(Path(sys.argv[1]))
+server.warm_cmd = [sys.executable, "-c", sys.argv[2]]
+server.serve()
 """
 
 
@@ -158,7 +165,7 @@ def start_server(workdir: Path, env) -> tuple[subprocess.Popen, float]:
     sock.parent.mkdir(parents=True, exist_ok=True)
     sock.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(sock)], env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(sock), WARM], env=env, stdout=subprocess.DEVNULL)
     while not sock.exists():
         if proc.poll() is not None:
             sys.exit("the grcf server did not start")

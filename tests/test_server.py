@@ -75,15 +75,23 @@ def test_a_served_job_gives_what_a_fresh_process_gives(tmp_path, server):
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_a_job_the_server_must_not_run_runs_in_its_own_process(tmp_path, server):
+def test_a_job_with_other_thread_settings_gets_a_warm_process_of_its_own(tmp_path, server):
     work, common = _project(tmp_path)
-    job = _jobs(common, "run")[0]
+    # Snakemake sets OMP_NUM_THREADS & co. per job from the rule's threads: read at import, so a warm
+    # process started with that environment serves it
     threads = str(int(os.environ.get("OMP_NUM_THREADS", "1")) + 1)
-    _, out = run_cmd(["grcf", *job], work, env=_served_env(server, OMP_NUM_THREADS=threads))
-    assert "did not take this job (its environment differs from the server's in OMP_NUM_THREADS)" in out
-    assert (work / "run/s1.pt").is_file()
-    # inside a Slurm allocation the server is not part of, a job would escape its limits
-    rc, out = run_cmd(["grcf", "evaluate", "--help"], work, env=_served_env(server, SLURM_JOB_ID="4242"))
+    for run in ("a", "b"):
+        _, out = run_cmd(["grcf", *_jobs(common, run)[0]], work, env=_served_env(server, OMP_NUM_THREADS=threads))
+        assert "running in this process" not in out and (work / run / "s1.pt").is_file()
+    run_cmd(["grcf", "evaluate", "--help"], work, env=_served_env(server))
+    log = _log(server)
+    assert log.count("warm process") == 2 and f"OMP_NUM_THREADS={threads}" in log  # one per environment, kept
+    assert log.count("grcf server: job ") == 3
+
+
+def test_a_job_inside_a_slurm_allocation_runs_in_its_own_process(tmp_path, server):
+    # the server is not part of that allocation: the job would escape its limits
+    rc, out = run_cmd(["grcf", "evaluate", "--help"], tmp_path, env=_served_env(server, SLURM_JOB_ID="4242"))
     assert rc == 0 and "outside the server's allocation" in out and "usage: grcf evaluate" in out
     assert "refused grcf evaluate --help" in _log(server)
 
@@ -93,16 +101,15 @@ def test_no_server_answering_runs_the_job_here(tmp_path):
     assert rc == 0 and "no server answers" in out and "usage: grcf evaluate" in out
 
 
-def test_the_server_stops_serving_once_grcf_source_changes(tmp_path):
+def test_the_server_notices_that_grcf_source_changed(tmp_path):
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")
     srv = Server(tmp_path / "s.sock")
     srv.package, srv.fingerprint = pkg, source_fingerprint(pkg)
-    req = {"python": srv.python, "package": str(pkg), "env": dict(srv.env)}
-    assert srv.refusal(req) is None
-    (pkg / "sub" / "b.py").write_text("y = 2\n")
-    assert "source changed" in srv.refusal(req)
+    assert not srv.source_changed()
+    (pkg / "sub" / "b.py").write_text("y = 2\n")  # then its warm processes (stale modules) are replaced
+    assert srv.source_changed() and not srv.source_changed()
 
 
 def test_exit_status_and_errors_come_back(tmp_path, server):

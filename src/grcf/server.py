@@ -1,36 +1,45 @@
-"""`grcf server`: a warm process that has imported torch and grcf once and forks one child per job.
+"""`grcf server`: warm processes that have imported torch and grcf once and fork one child per job.
 
 A pipeline job is a few seconds of training behind ~2.7 s of `import torch`; on a laptop the
 pipeline's many short jobs pay that import again and again. With a server running and
 $GRCF_SERVER naming its socket, the `grcf` command (grcf.client) passes its arguments, working
-directory, environment and standard streams to the server, which forks a child that runs the
-command as a fresh process would (same code, same seeds: the same bytes), and passes back the
-exit status.
+directory, environment and standard streams to the server, which has a child forked from a warm
+process run the command as a fresh process would (same code, same seeds: the same bytes), and
+passes back the exit status.
+
+Two levels:
+- the *server* (what `grcf server start` starts) imports nothing heavy; it takes each request
+  and hands it to the warm process for the request's import-time environment, starting one on
+  first need (~3 s, paid once);
+- a *warm process* was started with that environment, imported torch and grcf, and forks one child
+  per job. Variables read once at import (thread counts, which Snakemake sets per job from the
+  rule's `threads`; library paths; PYTHONPATH) are the warm process's own, so a job gets exactly
+  what a fresh process with its environment would get.
 
 Safety:
-- The server never runs torch code itself, so no OpenMP thread pool exists when it forks.
-- A job whose environment differs from the server's in a variable read at import time (threads,
-  library paths, PYTHONPATH, ...) or that comes from another Python or grcf installation is refused
-  and runs in its own process; so is a job inside a Slurm allocation the server is not part of
-  (it would escape the allocation's limits).
-- grcf's source is checked before every job: once it has changed, the server refuses the job and
-  exits (its modules are stale); start it again.
+- A warm process never runs torch code itself, so no OpenMP thread pool exists when it forks.
+- grcf's source is checked before every job: once it has changed, the warm processes (stale
+  modules) are stopped and fresh ones started.
+- A job from another Python or grcf installation, or inside a Slurm allocation the server is not
+  part of (it would escape the allocation's limits), is refused and runs in its own process.
 - The child follows its client: a signal sent to the client (Ctrl-C, Snakemake or Slurm cancelling
   a job) is passed on, and a client that dies (even by SIGKILL) takes its child with it.
 
-For one machine only (a laptop, an interactive node); on a cluster each job runs in its own process.
+For one machine (a laptop, an interactive node); on a cluster each job runs in its own process.
 """
 
 from __future__ import annotations
 
 import array
 import atexit
+import hashlib
 import io
 import json
 import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -38,15 +47,19 @@ from pathlib import Path
 
 from .errors import GrcfError
 
-# read once at import by torch, OpenMP/BLAS, the dynamic linker or Python itself: a job must match the server
-IMPORT_TIME = ("OMP_", "KMP_", "MKL_", "OPENBLAS_", "GOTO_", "TORCH_", "PYTORCH_", "CUDA_", "NVIDIA_", "LD_",
-               "PYTHON", "MALLOC_", "JEMALLOC_", "ARROW_")
+# read once at import by torch, OpenMP/BLAS, the dynamic linker or Python itself
+IMPORT_TIME = ("OMP_", "KMP_", "MKL_", "OPENBLAS_", "GOTO_", "VECLIB_", "NUMEXPR_", "TORCH_", "PYTORCH_", "CUDA_",
+               "NVIDIA_", "LD_", "PYTHON", "MALLOC_", "JEMALLOC_", "ARROW_")
 PRELOAD = ("torch", "numpy", "pandas", "pyarrow.parquet", "yaml", "grcf.cli", "grcf.train", "grcf.model",
            "grcf.losses", "grcf.store", "grcf.tensor_cache", "grcf.evaluate", "grcf.summarize")
 
 
 def source_fingerprint(package: Path) -> tuple:
     return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in package.rglob("*.py")))
+
+
+def import_env(env: dict) -> dict:
+    return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME)}
 
 
 class Server:
@@ -56,23 +69,23 @@ class Server:
         self.fingerprint = source_fingerprint(self.package)
         self.env = dict(os.environ)
         self.python = os.path.realpath(sys.executable)
+        self.warm: dict[str, tuple[subprocess.Popen, socket.socket]] = {}  # import-env key -> (process, channel)
+        self.warm_cmd = [sys.executable, "-m", "grcf.server", "--warm"]  # + the channel's fd (the venv's python, unresolved)
 
     def refusal(self, req: dict) -> str | None:
-        """Why this server must not run the request (None: it may)."""
+        """Why no warm process may run the request (None: one may)."""
         if req["python"] != self.python or req["package"] != str(self.package):
             return f"it runs {req['python']} with grcf from {req['package']}; the server {self.python}, {self.package}"
-        keys = {k for k in (*req["env"], *self.env) if k.startswith(IMPORT_TIME)}
-        if diff := sorted(k for k in keys if req["env"].get(k) != self.env.get(k)):
-            return f"its environment differs from the server's in {', '.join(diff)}"
         if req["env"].get("SLURM_JOB_ID") != self.env.get("SLURM_JOB_ID"):
             return f"it runs in Slurm job {req['env'].get('SLURM_JOB_ID')}, outside the server's allocation"
-        if source_fingerprint(self.package) != self.fingerprint:
-            return "grcf's source changed since the server started; the server stops (start it again)"
         return None
 
+    def source_changed(self) -> bool:
+        now = source_fingerprint(self.package)
+        changed, self.fingerprint = now != self.fingerprint, now
+        return changed
+
     def serve(self) -> None:
-        for name in PRELOAD:
-            __import__(name)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         tmp.unlink(missing_ok=True)
@@ -80,41 +93,76 @@ class Server:
         os.chmod(tmp, 0o600)
         listener.listen(64)
         os.replace(tmp, self.path)  # appears only when ready to serve
-        atexit.register(self._remove_socket)
+        atexit.register(self.shutdown)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-        print(f"grcf server: ready on {self.path} (pid {os.getpid()})", flush=True)
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # warm processes are reaped by the kernel
+        _say(f"ready on {self.path} (pid {os.getpid()})")
         while True:
             conn, _ = listener.accept()
             try:
                 req, fds = _read_request(conn)
             except (OSError, ValueError) as e:
-                print(f"grcf server: bad request ({e})", file=sys.stderr, flush=True)
+                _say(f"bad request ({e})")
                 conn.close()
                 continue
-            why = self.refusal(req)
-            if why is not None:
-                print(f"grcf server: refused grcf {' '.join(req['argv'])}: {why}", flush=True)
-                conn.sendall(b"R" + why.encode())
+            try:
+                why = self.refusal(req)
+                if why is not None:
+                    _say(f"refused grcf {' '.join(req['argv'])}: {why}")
+                    conn.sendall(b"R" + why.encode())
+                    continue
+                if self.source_changed() and self.warm:
+                    _say("grcf's source changed: stopping the warm processes (stale modules); fresh ones start on demand")
+                    self.stop_warm()
+                self.hand_over(req, conn, fds)
+            except OSError as e:  # the client went away meanwhile
+                _say(f"request dropped ({e})")
+            finally:
                 conn.close()
                 for fd in fds:
                     os.close(fd)
-                if "source changed" in why:
-                    sys.exit(0)
-                continue
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                listener.close()
-                atexit.unregister(self._remove_socket)  # the socket is the server's, not the job's
-                _run_child(conn, req, fds)  # never returns
-            print(f"grcf server: job {pid}: grcf {' '.join(req['argv'])} (in {req['cwd']})", flush=True)
-            conn.close()
-            for fd in fds:
-                os.close(fd)
 
-    def _remove_socket(self):
+    def hand_over(self, req: dict, conn, fds: list[int]) -> None:
+        """Send the request, the client's connection and its streams to the warm process for its environment."""
+        env = import_env(req["env"])
+        key = hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:12]
+        for attempt in (1, 2):
+            if key not in self.warm:
+                self.warm[key] = self.start_warm(env, key)
+            proc, channel = self.warm[key]
+            body = json.dumps(req).encode()
+            try:
+                channel.sendmsg([struct.pack("!Q", len(body))],
+                                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno(), *fds]).tobytes())])
+                channel.sendall(body)
+                return
+            except OSError:  # it died: start another once
+                _say(f"warm process {proc.pid} is gone")
+                self.warm.pop(key)
+                if attempt == 2:
+                    raise
+
+    def start_warm(self, env: dict, key: str) -> tuple[subprocess.Popen, socket.socket]:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        base = {k: v for k, v in self.env.items() if not k.startswith(IMPORT_TIME)}
+        proc = subprocess.Popen([*self.warm_cmd, str(theirs.fileno())],
+                                env={**base, **env}, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        theirs.close()
+        shown = " ".join(f"{k}={v}" for k, v in sorted(env.items()) if not k.startswith("LD_")) or "no import-time variables"
+        _say(f"warm process {proc.pid} [{key}] started for {shown}")
+        return proc, ours
+
+    def stop_warm(self) -> None:
+        for proc, channel in self.warm.values():
+            channel.close()  # its end reads EOF and it exits; the jobs it forked run on
+            try:
+                proc.terminate()
+            except ProcessLookupError:
+                pass
+        self.warm.clear()
+
+    def shutdown(self) -> None:
+        self.stop_warm()
         try:
             if self.path.exists() and self.path.is_socket():
                 self.path.unlink()
@@ -122,16 +170,44 @@ class Server:
             pass
 
 
-def _read_request(conn) -> tuple[dict, list[int]]:
+def warm_process(channel_fd: int) -> None:
+    """Import once, then fork a child per request the server sends over the channel."""
+    for name in PRELOAD:
+        __import__(name)
+    channel = socket.socket(fileno=channel_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    while True:
+        try:
+            req, fds = _read_request(channel, nfds=4)
+        except ValueError:  # EOF: the server stopped
+            os._exit(0)
+        conn_fd, stdio = fds[0], fds[1:]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            channel.close()
+            _run_child(socket.socket(fileno=conn_fd), req, stdio)  # never returns
+        _say(f"job {pid}: grcf {' '.join(req['argv'])} (in {req['cwd']})")
+        for fd in fds:
+            os.close(fd)
+
+
+def _say(msg: str) -> None:
+    print(f"grcf server: {msg}", flush=True)
+
+
+def _read_request(conn, nfds: int = 3) -> tuple[dict, list[int]]:
     fds = array.array("i")
-    msg, anc, _flags, _addr = conn.recvmsg(8, socket.CMSG_SPACE(3 * fds.itemsize))
+    msg, anc, _flags, _addr = conn.recvmsg(8, socket.CMSG_SPACE(nfds * fds.itemsize))
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    if len(msg) != 8 or len(fds) != 3:
+    if len(msg) != 8 or len(fds) != nfds:
         for fd in fds:
             os.close(fd)
-        raise ValueError("expected a length and three file descriptors")
+        raise ValueError(f"expected a length and {nfds} file descriptors" if msg else "end of stream")
     (size,) = struct.unpack("!Q", msg)
     body = b""
     while len(body) < size:
@@ -204,8 +280,6 @@ def _follow_client(conn) -> None:
 
 def start(path: Path, wait: float = 60.0) -> int:
     """Start a server in the background (detached) and wait until it serves; its pid."""
-    import subprocess
-
     path = Path(path).absolute()
     if path.exists():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -230,7 +304,7 @@ def start(path: Path, wait: float = 60.0) -> int:
 
 
 def stop(path: Path) -> bool:
-    """Stop the server on `path`; False if none was running."""
+    """Stop the server on `path` (and its warm processes); False if none was running."""
     path = Path(path).absolute()
     if not path.exists():
         return False
@@ -248,7 +322,10 @@ def stop(path: Path) -> bool:
     return True
 
 
-if __name__ == "__main__":  # python -m grcf.server SOCKET: the detached server process
-    sock = Path(sys.argv[1])
-    sock.with_suffix(".pid").write_text(str(os.getpid()))
-    Server(sock).serve()
+if __name__ == "__main__":
+    if sys.argv[1] == "--warm":  # python -m grcf.server --warm FD: a warm process
+        warm_process(int(sys.argv[-1]))
+    else:  # python -m grcf.server SOCKET: the detached server
+        sock = Path(sys.argv[1])
+        sock.with_suffix(".pid").write_text(str(os.getpid()))
+        Server(sock).serve()
