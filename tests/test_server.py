@@ -177,3 +177,24 @@ def test_start_refuses_a_second_server_and_replaces_a_dead_ones_socket(tmp_path,
         assert "usage: grcf evaluate" in out and "grcf server: job" in _log(dead)
     finally:
         run_cmd(["grcf", "server", "stop", "--socket", dead], tmp_path)
+
+
+@pytest.mark.slow  # a small Snakemake run, ~20 s
+def test_snakemake_runs_every_job_through_the_server(tmp_path, server):
+    from conftest import copy_project, edit_params, snakemake
+
+    project = copy_project(tmp_path / "project")
+    store = _store(tmp_path / "toy.parquet", n=60)
+    params = edit_params(project, {"run.datasets": ["toy"], "run.seeds": [0]})
+    params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    targets = [f"runs/toy/{v}/seed0/metrics.json" for v in params["run"]["variants"]]
+    snakemake(project, "--cores", "2", *targets, env=_served_env(server))
+    logs = {p: p.read_text() for p in (project / "logs").rglob("*.log")}
+    assert logs and not [p for p, text in logs.items() if "running in this process" in text]
+    served = [ln for ln in _log(server).splitlines() if ln.startswith("grcf server: job ") and f"(in {project})" in ln]
+    kinds = sorted(ln.split()[5] for ln in served)  # "grcf server: job PID: grcf <command> ..."
+    n = len(params["run"]["variants"])
+    assert kinds.count("train-stage1") == n and kinds.count("train-stage2") == n and kinds.count("evaluate") == n
+    for t in targets:
+        assert json.loads((project / t).read_text())["test"]["MAE"] >= 0
