@@ -37,12 +37,20 @@ def run_on_server(path: str, argv) -> int | None:
         conn.close()
         return None
     payload = json.dumps(request(argv)).encode()
-    fds = array.array("i", [0, 1, 2])
-    conn.sendmsg([struct.pack("!Q", len(payload))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
-    conn.sendall(payload)
-    reply = _recv_exact(conn, 1)
-    if reply != b"A":  # refused (or gone): b"R" + the reason
-        reason = (reply + conn.recv(4096))[1:].decode(errors="replace") if reply else "the server closed the connection"
+    fds = array.array("i", [fd if _is_open(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)])
+    try:
+        conn.sendmsg([struct.pack("!Q", len(payload))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+        conn.sendall(payload)
+        reply = _recv_exact(conn, 1)
+    except OSError as e:
+        reply = b"R" + f"sending the job failed: {e}".encode()
+    if reply != b"A":  # refused: b"R" + the reason; or gone
+        if reply == b"R":
+            try:
+                reply += conn.recv(4096)
+            except OSError:
+                pass
+        reason = reply[1:].decode(errors="replace") if reply else "the server closed the connection"
         print(f"grcf: server {path} did not take this job ({reason}); running in this process", file=sys.stderr)
         conn.close()
         return None
@@ -74,6 +82,14 @@ def _recv_exact(conn, n: int) -> bytes:
             break
         buf += chunk
     return buf
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
 
 
 def _umask() -> int:
