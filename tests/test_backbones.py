@@ -226,8 +226,11 @@ def test_summary_names_the_backbone_and_pairs_objectives_within_each_backbone(tm
 
     runs, variants = tmp_path / "runs", []
     for bb, short in (("fusion", None), ("mmsa.mult", "mult")):
-        for obj, corr in (("pointwise", 0.5), ("grcf", 0.6 if short else 0.4)):
-            v = obj if short is None else f"{obj}_{short}"
+        objectives = [("pointwise", 0.5), ("grcf", 0.6 if short else 0.4)]
+        if short:  # an ablation and a sweep's tuned variant (`<base>_tuned`) of grcf on this backbone
+            objectives += [("grcf_uniform", 0.55), ("grcf_tuned", 0.65)]
+        for obj, corr in objectives:
+            v = obj if short is None else (f"grcf_{short}_tuned" if obj == "grcf_tuned" else f"{obj}_{short}")
             variants.append(v)
             for seed in range(3):
                 d = runs / "ds" / v / f"seed{seed}"
@@ -243,8 +246,13 @@ def test_summary_names_the_backbone_and_pairs_objectives_within_each_backbone(tm
     comp = pd.read_csv(tmp_path / "out" / "backbones.csv")
     g = comp[(comp.objective == "grcf") & (comp.baseline == "pointwise") & (comp.metric == "Corr")].set_index("backbone")
     assert g.loc["mult", "mean_diff"] == pytest.approx(0.1) and g.loc["fusion", "mean_diff"] == pytest.approx(-0.1)
+    vs_grcf = comp[(comp.baseline == "grcf") & (comp.metric == "Corr")].set_index("objective")
+    assert set(vs_grcf.backbone) == {"mult"} and set(vs_grcf.index) == {"grcf_uniform", "grcf_tuned"}
+    assert vs_grcf.loc["grcf_uniform", "mean_diff"] == pytest.approx(-0.05)
+    assert vs_grcf.loc["grcf_tuned", "mean_diff"] == pytest.approx(0.05)
     md = (tmp_path / "out" / "backbones.md").read_text()
     assert "| mult | grcf | 3 |" in md and "| fusion | pointwise | 3 |" in md
+    assert "| mult | grcf_tuned | 3 |" in md and "| mult | grcf_uniform | grcf | Corr | -0.0500" in md
     assert (tmp_path / "out" / "backbone_diff.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -44,10 +44,17 @@ def annotate(df: pd.DataFrame, runs_root, dataset) -> pd.DataFrame:
 
 
 def comparisons(df: pd.DataFrame) -> pd.DataFrame:
-    """summarize.comparisons within each backbone, its objectives in the role of variants."""
+    """summarize.comparisons within each backbone, its objectives in the role of variants; and each grcf
+    ablation or tuned grcf (`grcf_*`) against that backbone's grcf."""
     parts = []
     for bb, g in df.groupby("backbone", sort=False):
-        comp = summarize.comparisons(g.drop(columns=["variant", "backbone"]).rename(columns={"objective": "variant"}))
+        g = g.drop(columns=["variant", "backbone"]).rename(columns={"objective": "variant"})
+        comp = summarize.comparisons(g)
+        metrics = [c for c in g.columns if c not in ("variant", "seed")]
+        if "grcf" in set(g.variant):
+            extra = [{"variant": v, "baseline": "grcf", "metric": m, **summarize.paired(g, v, "grcf", m)}
+                     for v in g.variant.unique() if v.startswith("grcf_") for m in metrics]
+            comp = pd.concat([comp, pd.DataFrame(extra)], ignore_index=True) if extra else comp
         parts.append(comp.rename(columns={"variant": "objective"}).assign(backbone=bb))
     comp = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return comp[["backbone", *(c for c in comp.columns if c != "backbone")]] if len(comp) else comp
