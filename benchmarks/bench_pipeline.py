@@ -27,6 +27,7 @@ older commit: `git archive <commit> | tar -x -C /tmp/old && python benchmarks/be
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
@@ -166,6 +167,7 @@ def start_server(workdir: Path, env) -> tuple[subprocess.Popen, float]:
     sock.unlink(missing_ok=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(sock), WARM], env=env, stdout=subprocess.DEVNULL)
+    atexit.register(lambda: (proc.terminate(), proc.wait()))  # also when a step fails (sys.exit): it stops its warm processes
     while not sock.exists():
         if proc.poll() is not None:
             sys.exit("the grcf server did not start")
@@ -224,7 +226,7 @@ def main():
     report = {"project": str(project), "cpus": os.cpu_count(), "load_before": os.getloadavg(), "set": args.set,
               "datasets": {}}
     if args.server:
-        server, report["server_start_s"] = start_server(args.workdir, env)
+        _, report["server_start_s"] = start_server(args.workdir, env)
         env["GRCF_SERVER"] = str(args.workdir.resolve() / "grcf-server.sock")
         print(f"grcf server started in {report['server_start_s']:.2f} s (once; every job below runs through it)")
     for dataset in args.datasets:
@@ -245,9 +247,6 @@ def main():
             print(f"matrix {len(variants)} variants x {len(args.seeds)} seeds ({mx['jobs']} jobs) on {args.cores} "
                   f"cores: wall {mx['wall_s']:.1f} s, CPU {mx['cpu_s']:.1f} s")
         report["datasets"][dataset] = res
-    if args.server:
-        server.terminate()
-        server.wait()
     report["load_after"] = os.getloadavg()
     print(f"\nload average before/after: {report['load_before'][0]:.1f} / {report['load_after'][0]:.1f} "
           f"on {report['cpus']} CPUs")
