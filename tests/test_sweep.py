@@ -29,3 +29,16 @@ def test_sweep_ranks_on_valid_and_runs_the_best(tmp_path):
     summary = (ws / "results/embedded/summary.md").read_text()
     for v in ("grcf_tuned", *params["run"]["variants"]):
         assert f"| {v} |" in summary
+
+
+def test_sweep_refuses_unknown_baselines_before_running_anything(tmp_path):
+    from grcf.config import load_params
+    from grcf.errors import GrcfError
+    from grcf.sweep import run_sweep
+    from conftest import REPO
+
+    params = load_params(REPO / "params.yaml")
+    params["sweep"].update(base="grcf_tfn", baselines=["pointwise_tfn", "pointwise_nosuch"])
+    with pytest.raises(GrcfError, match=r"sweep.baselines names unknown variants \['pointwise_nosuch'\]"):
+        run_sweep(REPO, params, tmp_path / "ws")
+    assert not (tmp_path / "ws").exists()
