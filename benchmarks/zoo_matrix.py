@@ -11,6 +11,9 @@ MulT at MMSA's default size needs far more (README, "Model zoo"):
     python benchmarks/zoo_matrix.py --dataset mosi_av --workdir ../grcf-zoo \\
         --features features/mosi_av.parquet
 
+With a `grcf server` running (`eval "$(grcf server start)"`), the short runs of a small dataset
+skip most of their start-up; only wall times are recorded then (the work is the server's).
+
 On a cluster, the same matrix is `run.variants` = the `<objective>_<backbone>` variants of
 params.yaml with `snakemake --profile slurm` (one job per run).
 """
@@ -61,7 +64,7 @@ def capped_params(dataset: str, seeds: list[int], threads: int) -> dict:
     return params
 
 
-def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[float, float]:
+def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[float, float | None]:
     """(wall seconds, CPU seconds of the three commands): on a shared machine CPU time is the steadier figure."""
     d = f"runs/{dataset}/{v}/seed{seed}"
     common = ["--params", "params.yaml", "--dataset", dataset, "--variant", v, "--seed", str(seed),
@@ -76,7 +79,8 @@ def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[
         for step in steps:
             subprocess.run(["grcf", *step], cwd=work, check=True, stdout=f, stderr=subprocess.STDOUT,
                            env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    return time.perf_counter() - t0, _child_cpu() - c0
+    # through a `grcf server` the work is done by the server's children, not ours: no CPU figure
+    return time.perf_counter() - t0, None if os.environ.get("GRCF_SERVER") else _child_cpu() - c0
 
 
 def _child_cpu() -> float:
@@ -119,7 +123,7 @@ def main():
                 wall, cpu = run_one(work, args.dataset, v, seed, args.threads)
                 times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed, "seconds": wall, "cpu_seconds": cpu}
                 times_path.write_text(json.dumps(times, indent=1))
-                print(f"{v} seed{seed}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+                print(f"{v} seed{seed}: {wall:.0f} s wall" + (f", {cpu:.0f} s CPU" if cpu is not None else ""), flush=True)
     # every variant of the workspace finished on all seeds (earlier calls' backbones and ablations too)
     done = [v for v in params["variants"] if all((work / f"runs/{args.dataset}/{v}/seed{s}/metrics.json").exists() for s in args.seeds)]
     params["run"]["variants"] = done
@@ -129,7 +133,8 @@ def main():
     print((work / "results" / args.dataset / "backbones.md").read_text())
     by_bb = {}
     for t in times.values():
-        by_bb.setdefault(t["backbone"], []).append((t["seconds"], t.get("cpu_seconds", float("nan"))))
+        cpu = t.get("cpu_seconds")
+        by_bb.setdefault(t["backbone"], []).append((t["seconds"], float("nan") if cpu is None else cpu))
     print("| backbone | runs | wall s per run (mean, min-max) | CPU s per run (mean) |\n|---|---|---|---|")
     for b, s in by_bb.items():
         w = [x[0] for x in s]
