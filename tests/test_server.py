@@ -6,8 +6,10 @@ their job to it through $GRCF_SERVER, and jobs it must refuse running in their o
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,8 +43,16 @@ def _jobs(common, run):
 
 
 @pytest.fixture
-def server(tmp_path):
-    sock = tmp_path / "srv.sock"
+def short_dir():
+    """A folder with a short path: a Unix socket's path holds at most 107 bytes, tmp_path may be longer."""
+    d = Path(tempfile.mkdtemp(prefix="grcf-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def server(tmp_path, short_dir):
+    sock = short_dir / "srv.sock"
     _, out = run_cmd(["grcf", "server", "start", "--socket", sock], tmp_path)
     assert f"export GRCF_SERVER={sock}" in out and sock.is_socket()
     yield sock
@@ -162,10 +172,12 @@ def test_the_job_follows_its_client_signals_and_death(tmp_path, server):
     assert server.is_socket()  # the server itself serves on
 
 
-def test_start_refuses_a_second_server_and_replaces_a_dead_ones_socket(tmp_path, server):
+def test_start_refuses_a_second_server_and_replaces_a_dead_ones_socket(tmp_path, server, short_dir):
     rc, out = run_cmd(["grcf", "server", "start", "--socket", server], tmp_path, check=False)
     assert rc == 1 and "already answers" in out
-    dead = tmp_path / "dead.sock"
+    rc, out = run_cmd(["grcf", "server", "start", "--socket", tmp_path / ("x" * 100) / "s.sock"], tmp_path, check=False)
+    assert rc == 1 and "too long for a Unix socket" in out
+    dead = short_dir / "dead.sock"
     import socket
 
     s = socket.socket(socket.AF_UNIX)

@@ -33,7 +33,7 @@ def run_on_server(path: str, argv) -> int | None:
     try:
         conn.connect(path)
     except OSError as e:
-        print(f"grcf: ${ENV}={path}: no server answers ({e.strerror}); running in this process", file=sys.stderr)
+        print(f"grcf: ${ENV}={path}: no server answers ({e.strerror or e}); running in this process", file=sys.stderr)
         conn.close()
         return None
     payload = json.dumps(request(argv)).encode()

@@ -281,6 +281,8 @@ def _follow_client(conn) -> None:
 def start(path: Path, wait: float = 60.0) -> int:
     """Start a server in the background (detached) and wait until it serves; its pid."""
     path = Path(path).absolute()
+    if len(os.fsencode(path)) + 16 > 107:  # AF_UNIX paths hold 107 bytes (and the server binds a longer temporary name)
+        raise GrcfError(f"socket path {path} is too long for a Unix socket; choose a shorter --socket")
     if path.exists():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
