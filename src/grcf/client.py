@@ -36,11 +36,9 @@ def run_on_server(path: str, argv) -> int | None:
         print(f"grcf: ${ENV}={path}: no server answers ({e.strerror or e}); running in this process", file=sys.stderr)
         conn.close()
         return None
-    payload = json.dumps(request(argv)).encode()
-    fds = array.array("i", [fd if _is_open(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)])
+    fds = [fd if _is_open(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)]
     try:
-        conn.sendmsg([struct.pack("!Q", len(payload))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
-        conn.sendall(payload)
+        send_request(conn, request(argv), fds)
         reply = _recv_exact(conn, 1)
     except OSError as e:
         reply = b"R" + f"sending the job failed: {e}".encode()
@@ -72,6 +70,34 @@ def run_on_server(path: str, argv) -> int | None:
         return 128 + forwarded[-1]
     print(f"grcf: the job's process on server {path} ended without an exit status (killed?)", file=sys.stderr)
     return 1
+
+
+def send_request(conn, req: dict, fds: list[int]) -> None:
+    """The wire format of a job (client -> server, server -> warm process): its length, with the file
+    descriptors attached, then the JSON request."""
+    body = json.dumps(req).encode()
+    conn.sendmsg([struct.pack("!Q", len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
+    conn.sendall(body)
+
+
+def read_request(conn, nfds: int) -> tuple[dict, list[int]]:
+    """What send_request sent: (request, the `nfds` file descriptors, now ours); ValueError at end of stream."""
+    fds = array.array("i")
+    msg, anc, _flags, _addr = conn.recvmsg(8, socket.CMSG_SPACE(nfds * fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if len(msg) != 8 or len(fds) != nfds:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError(f"expected a length and {nfds} file descriptors" if msg else "end of stream")
+    (size,) = struct.unpack("!Q", msg)
+    body = _recv_exact(conn, size)
+    if len(body) != size:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("connection closed mid-request")
+    return json.loads(body), list(fds)
 
 
 def _recv_exact(conn, n: int) -> bytes:

@@ -30,7 +30,6 @@ For one machine (a laptop, an interactive node); on a cluster each job runs in i
 
 from __future__ import annotations
 
-import array
 import atexit
 import hashlib
 import io
@@ -45,6 +44,7 @@ import threading
 import time
 from pathlib import Path
 
+from .client import read_request, send_request
 from .errors import GrcfError
 
 # read once at import by torch, OpenMP/BLAS, the dynamic linker or Python itself
@@ -100,7 +100,7 @@ class Server:
         while True:
             conn, _ = listener.accept()
             try:
-                req, fds = _read_request(conn)
+                req, fds = read_request(conn, nfds=3)
             except (OSError, ValueError) as e:
                 _say(f"bad request ({e})")
                 conn.close()
@@ -130,11 +130,8 @@ class Server:
             if key not in self.warm:
                 self.warm[key] = self.start_warm(env, key)
             proc, channel = self.warm[key]
-            body = json.dumps(req).encode()
             try:
-                channel.sendmsg([struct.pack("!Q", len(body))],
-                                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno(), *fds]).tobytes())])
-                channel.sendall(body)
+                send_request(channel, req, [conn.fileno(), *fds])
                 return
             except OSError:  # it died: start another once
                 _say(f"warm process {proc.pid} is gone")
@@ -179,7 +176,7 @@ def warm_process(channel_fd: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     while True:
         try:
-            req, fds = _read_request(channel, nfds=4)
+            req, fds = read_request(channel, nfds=4)
         except ValueError:  # EOF: the server stopped
             os._exit(0)
         conn_fd, stdio = fds[0], fds[1:]
@@ -196,26 +193,6 @@ def warm_process(channel_fd: int) -> None:
 
 def _say(msg: str) -> None:
     print(f"grcf server: {msg}", flush=True)
-
-
-def _read_request(conn, nfds: int = 3) -> tuple[dict, list[int]]:
-    fds = array.array("i")
-    msg, anc, _flags, _addr = conn.recvmsg(8, socket.CMSG_SPACE(nfds * fds.itemsize))
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    if len(msg) != 8 or len(fds) != nfds:
-        for fd in fds:
-            os.close(fd)
-        raise ValueError(f"expected a length and {nfds} file descriptors" if msg else "end of stream")
-    (size,) = struct.unpack("!Q", msg)
-    body = b""
-    while len(body) < size:
-        chunk = conn.recv(min(1 << 20, size - len(body)))
-        if not chunk:
-            raise ValueError("connection closed mid-request")
-        body += chunk
-    return json.loads(body), list(fds)
 
 
 def _run_child(conn, req: dict, fds: list[int]) -> None:
