@@ -252,6 +252,17 @@ def cmd_server_run(args):
 # ---------------------------------------------------------------- parser
 
 
+def _command_group(sub, name, help_, commands, option, **option_kw) -> dict:
+    """`grcf <name> <command>` for each (command, func, help), all sharing one Path option; the subparsers by name."""
+    group = sub.add_parser(name, help=help_).add_subparsers(dest=f"{name}_command", required=True)
+    parsers = {}
+    for command, func, command_help in commands:
+        q = parsers[command] = group.add_parser(command, help=command_help)
+        q.add_argument(option, type=Path, **option_kw)
+        q.set_defaults(func=func)
+    return parsers
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="grcf", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
@@ -338,29 +349,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("slurm", help="a throw-away single-node Slurm on this machine, to try `--profile slurm`")
-    ssub = p.add_subparsers(dest="slurm_command", required=True)
-    for name, func, help_ in [("up", cmd_slurm_up, "start munge, slurmctld and slurmd; print the environment to export"),
-                              ("env", cmd_slurm_env, "print the environment of a running one again"),
-                              ("down", cmd_slurm_down, "stop it (cancels its jobs)")]:
-        q = ssub.add_parser(name, help=help_)
-        q.add_argument("--state", default=".slurm-local", type=Path,
-                       help="the folder holding everything it writes (default: .slurm-local)")
-        q.set_defaults(func=func)
-        if name == "up":
-            q.add_argument("--partition", default="debug")
-            q.add_argument("--gpus", type=int, default=1, help="fake GPUs on the node (gres gpu:<type>:N; 0: none)")
-            q.add_argument("--gpu-type", dest="gpu_type", default="fake")
+    up = _command_group(
+        sub, "slurm", "a throw-away single-node Slurm on this machine, to try `--profile slurm`",
+        [("up", cmd_slurm_up, "start munge, slurmctld and slurmd; print the environment to export"),
+         ("env", cmd_slurm_env, "print the environment of a running one again"),
+         ("down", cmd_slurm_down, "stop it (cancels its jobs)")],
+        "--state", default=".slurm-local", help="the folder holding everything it writes (default: .slurm-local)")["up"]
+    up.add_argument("--partition", default="debug")
+    up.add_argument("--gpus", type=int, default=1, help="fake GPUs on the node (gres gpu:<type>:N; 0: none)")
+    up.add_argument("--gpu-type", dest="gpu_type", default="fake")
 
-    p = sub.add_parser("server", help="a warm process that runs grcf commands without re-importing torch (one machine)")
-    ssub = p.add_subparsers(dest="server_command", required=True)
-    for name, func, help_ in [("start", cmd_server_start, "start it in the background; print `export GRCF_SERVER=...`"),
-                              ("stop", cmd_server_stop, "stop it"),
-                              ("run", cmd_server_run, "serve in the foreground")]:
-        q = ssub.add_parser(name, help=help_)
-        q.add_argument("--socket", default=Path(".grcf-server.sock"), type=Path,
-                       help="its Unix socket (default: .grcf-server.sock)")
-        q.set_defaults(func=func)
+    _command_group(
+        sub, "server", "a warm process that runs grcf commands without re-importing torch (one machine)",
+        [("start", cmd_server_start, "start it in the background; print `export GRCF_SERVER=...`"),
+         ("stop", cmd_server_stop, "stop it"),
+         ("run", cmd_server_run, "serve in the foreground")],
+        "--socket", default=".grcf-server.sock", help="its Unix socket (default: .grcf-server.sock)")
 
     from .cli_predict import add_parsers as add_predict_parsers
 
