@@ -160,8 +160,8 @@ def _job_times(work: Path, dataset: str, env) -> dict:
     return out
 
 
-def start_server(workdir: Path, env) -> tuple[subprocess.Popen, float]:
-    """A server with the marks of CHILD in it; (process, seconds until it serves)."""
+def start_server(workdir: Path, env) -> tuple[Path, float]:
+    """A server with the marks of CHILD in it, stopped when this script exits; (its socket, seconds until it serves)."""
     sock = workdir.resolve() / "grcf-server.sock"
     sock.parent.mkdir(parents=True, exist_ok=True)
     sock.unlink(missing_ok=True)
@@ -172,7 +172,7 @@ def start_server(workdir: Path, env) -> tuple[subprocess.Popen, float]:
         if proc.poll() is not None:
             sys.exit("the grcf server did not start")
         time.sleep(0.02)
-    return proc, time.perf_counter() - t0
+    return sock, time.perf_counter() - t0
 
 
 def matrix(work: Path, dataset: str, variants, seeds, cores: int, env) -> dict:
@@ -226,8 +226,8 @@ def main():
     report = {"project": str(project), "cpus": os.cpu_count(), "load_before": os.getloadavg(), "set": args.set,
               "datasets": {}}
     if args.server:
-        _, report["server_start_s"] = start_server(args.workdir, env)
-        env["GRCF_SERVER"] = str(args.workdir.resolve() / "grcf-server.sock")
+        sock, report["server_start_s"] = start_server(args.workdir, env)
+        env["GRCF_SERVER"] = str(sock)
         print(f"grcf server started in {report['server_start_s']:.2f} s (once; every job below runs through it)")
     for dataset in args.datasets:
         params["run"] = {"datasets": [dataset], "variants": variants, "seeds": args.seeds}
