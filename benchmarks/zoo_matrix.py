@@ -1,9 +1,10 @@
 """Backbone x objective on one dataset: every (backbone, objective, seed) run, timed one by one.
 
 Runs the pipeline's own commands (grcf train-stage1, train-stage2, evaluate: what the Snakemake
-rules and DVC stages run) in a separate workspace, one run at a time so each run's wall time
-(stage 1 + stage 2 + evaluation) is measured alone, backbone by backbone (so a cut-short matrix
-still has whole backbones), then `grcf summarize` (with the per-backbone paired comparisons and
+rules and DVC stages run) in a separate workspace, by default one run at a time so each run's wall
+time (stage 1 + stage 2 + evaluation) is measured alone; `--jobs 2 --threads 1` keeps both cores
+of a 2-core machine busy (runs then share the machine: their wall times are not alone). Runs are
+started backbone by backbone (so a cut-short matrix still has whole backbones), then `grcf summarize` (with the per-backbone paired comparisons and
 backbone_diff.png) and `grcf report`. Runs already finished are kept (rerun the same command to
 continue). CPU, frozen features. The caps below keep fusion and LMF runs within ~1-2.5 CPU-minutes;
 MulT at MMSA's default size needs far more (README, "Model zoo"):
@@ -26,7 +27,9 @@ import os
 import resource
 import shutil
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from grcf import workspace
@@ -74,18 +77,19 @@ def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[
              ["evaluate", *common, "--model", f"{d}/stage2.pt", "--out-dir", d]]
     log = work / "logs" / d / "bench.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    t0, c0 = time.perf_counter(), _child_cpu()
+    t0, cpu = time.perf_counter(), 0.0
     with open(log, "w") as f:
         for step in steps:
-            subprocess.run(["grcf", *step], cwd=work, check=True, stdout=f, stderr=subprocess.STDOUT,
-                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+            p = subprocess.Popen(["grcf", *step], cwd=work, stdout=f, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+            # wait4: this command's own CPU, right also when other runs go on beside it
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            cpu += usage.ru_utime + usage.ru_stime
+            if p.returncode:
+                raise subprocess.CalledProcessError(p.returncode, ["grcf", *step], output=f"see {log}")
     # through a `grcf server` the work is done by the server's children, not ours: no CPU figure
-    return time.perf_counter() - t0, None if os.environ.get("GRCF_SERVER") else _child_cpu() - c0
-
-
-def _child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return time.perf_counter() - t0, None if os.environ.get("GRCF_SERVER") else cpu
 
 
 def main():
@@ -96,7 +100,8 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--features", type=Path, help="an already built store of the dataset (else: grcf features build)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per run (the floats of some zoo backbones depend on it)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (default 1: each run timed alone)")
     args = ap.parse_args()
 
     params = capped_params(args.dataset, args.seeds, args.threads)
@@ -114,16 +119,25 @@ def main():
     times_path = work / "results" / args.dataset / "wall_times.json"
     times_path.parent.mkdir(parents=True, exist_ok=True)
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
-    for b in args.backbones:
-        for seed in args.seeds:
-            for o in args.objectives:
-                v = variant(o, b)
-                if (work / f"runs/{args.dataset}/{v}/seed{seed}/metrics.json").exists():
-                    continue
-                wall, cpu = run_one(work, args.dataset, v, seed, args.threads)
-                times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed, "seconds": wall, "cpu_seconds": cpu}
-                times_path.write_text(json.dumps(times, indent=1))
-                print(f"{v} seed{seed}: {wall:.0f} s wall" + (f", {cpu:.0f} s CPU" if cpu is not None else ""), flush=True)
+    todo = [(b, o, seed) for b in args.backbones for seed in args.seeds for o in args.objectives
+            if not (work / f"runs/{args.dataset}/{variant(o, b)}/seed{seed}/metrics.json").exists()]
+    lock = threading.Lock()
+
+    def timed(job):
+        b, o, seed = job
+        v = variant(o, b)
+        wall, cpu = run_one(work, args.dataset, v, seed, args.threads)
+        with lock:
+            times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed, "seconds": wall,
+                                        "cpu_seconds": cpu, "threads": args.threads, "jobs": args.jobs}
+            tmp = times_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(times, indent=1))
+            tmp.replace(times_path)
+            print(f"{v} seed{seed}: {wall:.0f} s wall" + (f", {cpu:.0f} s CPU" if cpu is not None else ""), flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for f in [pool.submit(timed, job) for job in todo]:
+            f.result()
     # every variant of the workspace finished on all seeds (earlier calls' backbones and ablations too)
     done = [v for v in params["variants"] if all((work / f"runs/{args.dataset}/{v}/seed{s}/metrics.json").exists() for s in args.seeds)]
     params["run"]["variants"] = done
