@@ -283,3 +283,38 @@ def test_a_typo_in_backbone_args_is_an_error_naming_the_closest_argument():
     assert mmsa_args("lmf", dims, {"backbone_args": {"rank": 2}})["rank"] == 2
     with pytest.raises(GrcfError, match=r"backbone_args\.rnak is not an argument of MMSA's lmf; did you mean model\.backbone_args\.rank\?"):
         mmsa_args("lmf", dims, {"backbone_args": {"rnak": 2}})
+
+
+def test_zoo_tables_prints_the_readme_tables_from_a_workspace_and_saves_per_run_results(tmp_path):
+    """benchmarks/zoo_tables.py: full cells only, paired diffs, ablations vs grcf, times, runs.csv."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    work, times = tmp_path / "ws", {}
+    for short, corr_grcf in (("tfn", 0.6), ("lmf", 0.45)):
+        for obj, corr in (("pointwise", 0.4), ("static_pairwise", 0.5), ("grcf", corr_grcf), ("grcf_uniform", 0.55)):
+            v = f"{obj}_{short}"
+            for seed in range(3):
+                if short == "lmf" and obj == "grcf_uniform" and seed == 2:
+                    continue  # a half-run cell: not a row
+                d = work / "runs" / "ds" / v / f"seed{seed}"
+                d.mkdir(parents=True)
+                m = {"Corr": corr + 0.01 * seed, "MAE": 1.0 - corr, "Non0_acc_2": 0.6, "Mult_acc_7": 0.2}
+                (d / "metrics.json").write_text(json.dumps({"test": m, "valid": m}))
+                (d / "run_info.json").write_text(json.dumps({"params": {"model": {"backbone": f"mmsa.{short}"}}}))
+                times[f"{v}/seed{seed}"] = {"seconds": 10.0 + seed, "cpu_seconds": 20.0 + seed, "threads": 1, "jobs": 2}
+    (work / "results" / "ds").mkdir(parents=True)
+    (work / "results" / "ds" / "wall_times.json").write_text(json.dumps(times))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo_tables.py"
+    out = subprocess.run([sys.executable, str(script), str(work), "--dataset", "ds", "--save", str(tmp_path / "saved")],
+                         check=True, capture_output=True, text=True).stdout
+    assert "| tfn | grcf | 3 | 0.6100 ± 0.0100 |" in out and "| lmf | pointwise | 3 | 0.4100 ± 0.0100 |" in out
+    assert "| tfn | grcf | +0.200 [+0.200, +0.200] | −0.200 [−0.200, −0.200] |" in out
+    assert "| lmf | grcf | +0.050" in out.split("grcf − pointwise:")[1]
+    assert "| tfn | grcf_uniform | −0.050" in out and "| lmf | grcf_uniform" not in out
+    assert "| tfn | 12 | 1 × 2 | 11 | 21 | 12 |" in out and "| lmf | 11 | 1 × 2 |" in out
+    runs = pd.read_csv(tmp_path / "saved" / "runs.csv")
+    assert len(runs) == 23 and set(runs.backbone) == {"tfn", "lmf"} and runs.cpu_s.max() == 22.0

@@ -1,0 +1,106 @@
+"""The README's model-zoo tables, from one zoo_matrix.py workspace (nothing typed by hand).
+
+    python benchmarks/zoo_tables.py ../grcf-zoo --dataset mosi_av [--save benchmarks/results/zoo_mosi_av]
+
+Prints, as Markdown: backbone x objective (test, mean ± std over seeds), grcf − pointwise per
+backbone (paired, 95 % bootstrap CI), each grcf ablation against that backbone's grcf, and the time
+per run (median wall / CPU seconds, with the threads and parallel runs they were measured with).
+`--save DIR` also writes the per-run test metrics and times (`runs.csv`), the workspace's
+`backbones.{md,csv}` and `backbone_diff.png`, so the tables can be checked without the workspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from grcf import backbone_summary, summarize
+
+KEYS = ["Corr", "MAE", "Non0_acc_2", "Mult_acc_7"]
+
+
+def per_run(work: Path, dataset: str) -> pd.DataFrame:
+    """Every finished run of the workspace: backbone, objective, seed, test metrics, wall and CPU seconds."""
+    runs = work / "runs"
+    pairs = sorted((p.parent.parent.name, int(p.parent.name.removeprefix("seed")))
+                   for p in (runs / dataset).glob("*/seed*/metrics.json"))
+    frames = [summarize.collect(runs, dataset, [v], [s]) for v, s in pairs]
+    df = backbone_summary.annotate(pd.concat(frames, ignore_index=True), runs, dataset)
+    times_path = work / "results" / dataset / "wall_times.json"
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    t = [times.get(f"{v}/seed{s}", {}) for v, s in zip(df.variant, df.seed)]
+    return df.assign(wall_s=[x.get("seconds") for x in t], cpu_s=[x.get("cpu_seconds") for x in t],
+                     threads=[x.get("threads") for x in t], jobs=[x.get("jobs") for x in t])
+
+
+def complete(df: pd.DataFrame) -> pd.DataFrame:
+    """Only (backbone, objective) cells with every seed of the workspace: a half-run cell is not a row."""
+    n = df.groupby(["backbone", "objective"]).seed.transform("size")
+    return df[n == df.seed.nunique()]
+
+
+def main_table(df: pd.DataFrame, objectives) -> str:
+    d = df[df.objective.isin(objectives)]
+    return backbone_summary.to_markdown("", d, pd.DataFrame()).split("\n", 2)[2].rstrip()
+
+
+def diff_table(comp: pd.DataFrame, objective: str, baseline: str, metrics=("Corr", "MAE")) -> str:
+    rows = ["| backbone | objective | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    sel = comp[(comp.baseline == baseline) & (comp.objective == objective if objective else comp.objective.str.startswith("grcf_"))]
+    for (bb, obj), g in sel.groupby(["backbone", "objective"], sort=False):
+        cells = []
+        for m in metrics:
+            r = g[g.metric == m].iloc[0]
+            cells.append(f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]".replace("-", "−"))
+        rows.append(f"| {bb} | {obj} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def time_table(df: pd.DataFrame) -> str:
+    rows = ["| backbone | runs timed | threads × runs at once | median wall s | median CPU s | max wall s |",
+            "|---|---|---|---|---|---|"]
+    for bb, g in df.dropna(subset=["wall_s"]).groupby("backbone", sort=False):
+        setting = ", ".join(sorted({f"{int(t)} × {int(j)}" for t, j in zip(g.threads.fillna(0), g.jobs.fillna(1))}))
+        cpu = g.cpu_s.dropna()
+        cpu_med = f"{cpu.median():.0f}" if len(cpu) else "–"
+        rows.append(f"| {bb} | {len(g)} | {setting} | {g.wall_s.median():.0f} | {cpu_med} | {g.wall_s.max():.0f} |")
+    return "\n".join(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workdir", type=Path)
+    ap.add_argument("--dataset", default="mosi_av")
+    ap.add_argument("--save", type=Path, help="a folder for runs.csv, backbones.{md,csv} and backbone_diff.png")
+    args = ap.parse_args()
+
+    df = per_run(args.workdir, args.dataset)
+    full = complete(df)
+    comp = backbone_summary.comparisons(full.drop(columns=["wall_s", "cpu_s", "threads", "jobs"]))
+    print(f"## {args.dataset}: {df.backbone.nunique()} backbones, {len(df)} runs "
+          f"({len(full)} in cells with all {df.seed.nunique()} seeds)\n")
+    print(main_table(full, ["pointwise", "static_pairwise", "grcf"]) + "\n")
+    print("grcf − pointwise:\n\n" + diff_table(comp, "grcf", "pointwise") + "\n")
+    print("grcf − static pairwise:\n\n" + diff_table(comp, "grcf", "static_pairwise") + "\n")
+    if full.objective.str.startswith("grcf_").any():
+        print("grcf ablations − grcf:\n\n" + main_table(full, sorted(o for o in full.objective.unique() if o.startswith("grcf_")))
+              + "\n\n" + diff_table(comp, None, "grcf") + "\n")
+    print(time_table(df))
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        cols = ["backbone", "objective", "variant", "seed", *[k for k in KEYS if k in df], "wall_s", "cpu_s", "threads", "jobs"]
+        df[cols].sort_values(["backbone", "objective", "seed"]).to_csv(args.save / "runs.csv", index=False, float_format="%.6g")
+        comp.to_csv(args.save / "comparisons.csv", index=False, float_format="%.6g")
+        res = args.workdir / "results" / args.dataset
+        for name in ("backbones.md", "backbone_diff.png"):
+            if (res / name).exists():
+                shutil.copy2(res / name, args.save / name)
+        print(f"\nsaved in {args.save}")
+
+
+if __name__ == "__main__":
+    main()
