@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from grcf import backbone_summary, summarize
+from zoo_matrix import ABLATIONS, BACKBONES, OBJECTIVES
 
 KEYS = ["Corr", "MAE", "Non0_acc_2", "Mult_acc_7"]
 
@@ -33,8 +34,12 @@ def per_run(work: Path, dataset: str) -> pd.DataFrame:
     times_path = work / "results" / dataset / "wall_times.json"
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
     t = [times.get(f"{v}/seed{s}", {}) for v, s in zip(df.variant, df.seed)]
-    return df.assign(wall_s=[x.get("seconds") for x in t], cpu_s=[x.get("cpu_seconds") for x in t],
-                     threads=[x.get("threads") for x in t], jobs=[x.get("jobs") for x in t])
+    df = df.assign(wall_s=[x.get("seconds") for x in t], cpu_s=[x.get("cpu_seconds") for x in t],
+                   threads=[x.get("threads") for x in t], jobs=[x.get("jobs") for x in t])
+    # the matrix's order: backbones as zoo_matrix lists them, then objectives, ablations, anything else
+    rank = lambda order, x: order.index(x) if x in order else len(order)  # noqa: E731
+    key = df.backbone.map(lambda b: rank(BACKBONES, b)) * 100 + df.objective.map(lambda o: rank(OBJECTIVES + ABLATIONS, o))
+    return df.assign(_k=key).sort_values(["_k", "objective", "seed"], kind="stable").drop(columns="_k").reset_index(drop=True)
 
 
 def complete(df: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +98,7 @@ def main():
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         cols = ["backbone", "objective", "variant", "seed", *[k for k in KEYS if k in df], "wall_s", "cpu_s", "threads", "jobs"]
-        df[cols].sort_values(["backbone", "objective", "seed"]).to_csv(args.save / "runs.csv", index=False, float_format="%.6g")
+        df[cols].to_csv(args.save / "runs.csv", index=False, float_format="%.6g")
         comp.to_csv(args.save / "comparisons.csv", index=False, float_format="%.6g")
         res = args.workdir / "results" / args.dataset
         for name in ("backbones.md", "backbone_diff.png"):
