@@ -2,8 +2,9 @@
 
     python benchmarks/zoo_tables.py ../grcf-zoo --dataset mosi_av [--save benchmarks/results/zoo_mosi_av]
 
-Prints, as Markdown: backbone x objective (test, mean ± std over seeds), grcf − pointwise per
-backbone (paired, 95 % bootstrap CI), each grcf ablation against that backbone's grcf, and the time
+Prints, as Markdown: backbone x objective (test, mean ± std over seeds), grcf − pointwise and
+grcf − static pairwise per backbone (paired, 95 % bootstrap CI), each grcf ablation against that
+backbone's grcf, and the time
 per run (median wall / CPU seconds, with the threads and parallel runs they were measured with).
 `--save DIR` also writes the per-run test metrics and times (`runs.csv`), the workspace's
 `backbones.{md,csv}` and `backbone_diff.png`, so the tables can be checked without the workspace.
@@ -53,15 +54,30 @@ def main_table(df: pd.DataFrame, objectives) -> str:
     return backbone_summary.to_markdown("", d, pd.DataFrame()).split("\n", 2)[2].rstrip()
 
 
-def diff_table(comp: pd.DataFrame, objective: str, baseline: str, metrics=("Corr", "MAE")) -> str:
-    rows = ["| backbone | objective | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
-    sel = comp[(comp.baseline == baseline) & (comp.objective == objective if objective else comp.objective.str.startswith("grcf_"))]
-    for (bb, obj), g in sel.groupby(["backbone", "objective"], sort=False):
-        cells = []
-        for m in metrics:
-            r = g[g.metric == m].iloc[0]
-            cells.append(f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]".replace("-", "−"))
-        rows.append(f"| {bb} | {obj} | " + " | ".join(cells) + " |")
+def _ci(comp: pd.DataFrame, bb: str, objective: str, baseline: str, metric: str) -> str:
+    r = comp[(comp.backbone == bb) & (comp.objective == objective) & (comp.baseline == baseline) & (comp.metric == metric)].iloc[0]
+    return f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]".replace("-", "−")
+
+
+def diff_table(comp: pd.DataFrame, metrics=("Corr", "MAE")) -> str:
+    """grcf against each baseline, per backbone: mean paired difference [95 % bootstrap CI]."""
+    bases = [b for b in ("pointwise", "static_pairwise") if ((comp.objective == "grcf") & (comp.baseline == b)).any()]
+    rows = ["| backbone | " + " | ".join(f"{m} − {b.replace('_', ' ')}" for b in bases for m in metrics) + " |",
+            "|---|" + "---|" * (len(bases) * len(metrics))]
+    for bb in comp[comp.objective == "grcf"].backbone.unique():
+        rows.append(f"| {bb} | " + " | ".join(_ci(comp, bb, "grcf", b, m) for b in bases for m in metrics) + " |")
+    return "\n".join(rows)
+
+
+def ablation_table(df: pd.DataFrame, comp: pd.DataFrame, metrics=("Corr", "MAE")) -> str:
+    """Each `grcf_*` variant (ablation, tuned): mean ± std and its paired difference from that backbone's grcf."""
+    rows = ["| backbone | variant | " + " | ".join(metrics) + " | " + " | ".join(f"{m} − grcf" for m in metrics) + " |",
+            "|---|---|" + "---|" * (2 * len(metrics))]
+    abl = df[df.objective.str.startswith("grcf_")]
+    for (bb, obj), g in abl.groupby(["backbone", "objective"], sort=False):
+        stats = [f"{g[m].mean():.4f} ± {g[m].std(ddof=1):.4f}" for m in metrics]
+        rows.append(f"| {bb} | {obj} | " + " | ".join(stats) + " | "
+                    + " | ".join(_ci(comp, bb, obj, "grcf", m) for m in metrics) + " |")
     return "\n".join(rows)
 
 
@@ -89,11 +105,9 @@ def main():
     print(f"## {args.dataset}: {df.backbone.nunique()} backbones, {len(df)} runs "
           f"({len(full)} in cells with all {df.seed.nunique()} seeds)\n")
     print(main_table(full, ["pointwise", "static_pairwise", "grcf"]) + "\n")
-    print("grcf − pointwise:\n\n" + diff_table(comp, "grcf", "pointwise") + "\n")
-    print("grcf − static pairwise:\n\n" + diff_table(comp, "grcf", "static_pairwise") + "\n")
+    print(diff_table(comp) + "\n")
     if full.objective.str.startswith("grcf_").any():
-        print("grcf ablations − grcf:\n\n" + main_table(full, sorted(o for o in full.objective.unique() if o.startswith("grcf_")))
-              + "\n\n" + diff_table(comp, None, "grcf") + "\n")
+        print(ablation_table(full, comp) + "\n")
     print(time_table(df))
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)

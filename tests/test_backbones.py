@@ -312,9 +312,10 @@ def test_zoo_tables_prints_the_readme_tables_from_a_workspace_and_saves_per_run_
     out = subprocess.run([sys.executable, str(script), str(work), "--dataset", "ds", "--save", str(tmp_path / "saved")],
                          check=True, capture_output=True, text=True).stdout
     assert "| tfn | grcf | 3 | 0.6100 ± 0.0100 |" in out and "| lmf | pointwise | 3 | 0.4100 ± 0.0100 |" in out
-    assert "| tfn | grcf | +0.200 [+0.200, +0.200] | −0.200 [−0.200, −0.200] |" in out
-    assert "| lmf | grcf | +0.050" in out.split("grcf − pointwise:")[1]
-    assert "| tfn | grcf_uniform | −0.050" in out and "| lmf | grcf_uniform" not in out
+    # grcf − pointwise, then grcf − static pairwise (Corr, MAE)
+    assert "| tfn | +0.200 [+0.200, +0.200] | −0.200 [−0.200, −0.200] | +0.100 [+0.100, +0.100] | −0.100" in out
+    assert "| lmf | +0.050 [+0.050, +0.050] | −0.050" in out
+    assert "| tfn | grcf_uniform | 0.5600 ± 0.0100 | 0.4500 ± 0.0000 | −0.050" in out and "| lmf | grcf_uniform" not in out
     assert "| tfn | 12 | 1 × 2 | 11 | 21 | 12 |" in out and "| lmf | 11 | 1 × 2 |" in out
     runs = pd.read_csv(tmp_path / "saved" / "runs.csv")
     assert len(runs) == 23 and set(runs.backbone) == {"tfn", "lmf"} and runs.cpu_s.max() == 22.0
