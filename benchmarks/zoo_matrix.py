@@ -4,13 +4,14 @@ Runs the pipeline's own commands (grcf train-stage1, train-stage2, evaluate: wha
 rules and DVC stages run) in a separate workspace, by default one run at a time so each run's wall
 time (stage 1 + stage 2 + evaluation) is measured alone; `--jobs 2 --threads 1` keeps both cores
 of a 2-core machine busy (runs then share the machine: their wall times are not alone). Runs are
-started backbone by backbone (so a cut-short matrix still has whole backbones), then `grcf summarize` (with the per-backbone paired comparisons and
-backbone_diff.png) and `grcf report`. Runs already finished are kept (rerun the same command to
-continue). CPU, frozen features. The caps below keep fusion and LMF runs within ~1-2.5 CPU-minutes;
-MulT at MMSA's default size needs far more (README, "Model zoo"):
+started backbone by backbone (so a cut-short matrix still has whole backbones), then `grcf
+summarize` writes the per-backbone paired comparisons and backbone_diff.png. Runs already
+finished are kept (rerun the same command to continue). CPU, frozen features. With the caps below every backbone but MISA and Self-MM runs in
+under 2 minutes on mosi_av (1 thread a run; MISA and Self-MM ~2.5-5); MulT at MMSA's default size
+needs far more (README, "Model zoo"). The README's table:
 
-    python benchmarks/zoo_matrix.py --dataset mosi_av --workdir ../grcf-zoo \\
-        --features features/mosi_av.parquet
+    python benchmarks/zoo_matrix.py --dataset mosi_av --workdir ../grcf-zoo --seeds 0 1 2 3 4 \\
+        --threads 1 --jobs 2
 
 With a `grcf server` running (`eval "$(grcf server start)"`), the short runs of a small dataset
 skip most of their start-up; only wall times are recorded then (the work is the server's).
