@@ -105,8 +105,9 @@ def main():
     print(f"## {args.dataset}: {df.backbone.nunique()} backbones, {len(df)} runs "
           f"({len(full)} in cells with all {df.seed.nunique()} seeds)\n")
     print(main_table(full, ["pointwise", "static_pairwise", "grcf"]) + "\n")
-    print(diff_table(comp) + "\n")
-    if full.objective.str.startswith("grcf_").any():
+    if len(comp) and (comp.objective == "grcf").any():
+        print(diff_table(comp) + "\n")
+    if len(comp) and full.objective.str.startswith("grcf_").any():
         print(ablation_table(full, comp) + "\n")
     print(time_table(df))
     if args.save:
