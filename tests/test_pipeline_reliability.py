@@ -32,7 +32,8 @@ def test_readme_scopes_bit_identical_to_one_machine():
     assert claims, "README makes no reproducibility claim"
     for claim in claims:
         assert "same machine" in claim, claim
-    assert re.search(r"another machine.{0,200}4th decimal", text), "README does not say what holds across machines"
+    # the largest cross-host difference observed (embedded grcf rows, 3rd decimal) is what a reader is told
+    assert re.search(r"another machine.{0,500}in the 3rd", text), "README does not say what holds across machines"
 
 
 @pytest.mark.slow
