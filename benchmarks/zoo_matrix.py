@@ -6,9 +6,10 @@ time (stage 1 + stage 2 + evaluation) is measured alone; `--jobs 2 --threads 1` 
 of a 2-core machine busy (runs then share the machine: their wall times are not alone). Runs are
 started backbone by backbone (so a cut-short matrix still has whole backbones), then `grcf
 summarize` writes the per-backbone paired comparisons and backbone_diff.png. Runs already
-finished are kept (rerun the same command to continue). CPU, frozen features. With the caps below every backbone but MISA and Self-MM runs in
-under 2 minutes on mosi_av (1 thread a run; MISA and Self-MM ~2.5-5); MulT at MMSA's default size
-needs far more (README, "Model zoo"). The README's table:
+finished are kept (rerun the same command to continue). CPU, frozen features. With the caps below
+every backbone but MISA and Self-MM runs in under 2 minutes on mosi_av (1 thread a run; MISA and
+Self-MM ~2.5-5); MulT at MMSA's default size needs far more (README, "Model zoo"). The README's
+table:
 
     python benchmarks/zoo_matrix.py --dataset mosi_av --workdir ../grcf-zoo --seeds 0 1 2 3 4 \\
         --threads 1 --jobs 2
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import threading
@@ -34,7 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from grcf import workspace
+from grcf.atomic import write_text
 from grcf.config import deep_merge, load_params
+from grcf.summarize import run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ["fusion", "mult", "mfn", "ef_lstm", "tfn", "lmf", "misa", "self_mm"]
@@ -93,6 +95,10 @@ def run_one(work: Path, dataset: str, v: str, seed: int, threads: int) -> tuple[
     return time.perf_counter() - t0, None if os.environ.get("GRCF_SERVER") else cpu
 
 
+def finished(work: Path, dataset: str, v: str, seed: int) -> bool:
+    return (run_dir(work / "runs", dataset, v, seed) / "metrics.json").exists()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="mosi_av")
@@ -121,7 +127,7 @@ def main():
     times_path.parent.mkdir(parents=True, exist_ok=True)
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
     todo = [(b, o, seed) for b in args.backbones for seed in args.seeds for o in args.objectives
-            if not (work / f"runs/{args.dataset}/{variant(o, b)}/seed{seed}/metrics.json").exists()]
+            if not finished(work, args.dataset, variant(o, b), seed)]
     lock = threading.Lock()
 
     def timed(job):
@@ -131,16 +137,14 @@ def main():
         with lock:
             times[f"{v}/seed{seed}"] = {"backbone": b, "objective": o, "seed": seed, "seconds": wall,
                                         "cpu_seconds": cpu, "threads": args.threads, "jobs": args.jobs}
-            tmp = times_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(times, indent=1))
-            tmp.replace(times_path)
+            write_text(times_path, json.dumps(times, indent=1))
             print(f"{v} seed{seed}: {wall:.0f} s wall" + (f", {cpu:.0f} s CPU" if cpu is not None else ""), flush=True)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         for f in [pool.submit(timed, job) for job in todo]:
             f.result()
     # every variant of the workspace finished on all seeds (earlier calls' backbones and ablations too)
-    done = [v for v in params["variants"] if all((work / f"runs/{args.dataset}/{v}/seed{s}/metrics.json").exists() for s in args.seeds)]
+    done = [v for v in params["variants"] if all(finished(work, args.dataset, v, s) for s in args.seeds)]
     params["run"]["variants"] = done
     (work / "params.yaml").write_text(__import__("yaml").safe_dump(params, sort_keys=False))
     subprocess.run(["grcf", "summarize", "--params", "params.yaml", "--dataset", args.dataset, "--runs", "runs",

@@ -4,10 +4,10 @@
 
 Prints, as Markdown: backbone x objective (test, mean ± std over seeds), grcf − pointwise and
 grcf − static pairwise per backbone (paired, 95 % bootstrap CI), each grcf ablation against that
-backbone's grcf, and the time
-per run (median wall / CPU seconds, with the threads and parallel runs they were measured with).
-`--save DIR` also writes the per-run test metrics and times (`runs.csv`), the workspace's
-`backbones.{md,csv}` and `backbone_diff.png`, so the tables can be checked without the workspace.
+backbone's grcf, and the time per run (median wall / CPU seconds, with the threads and parallel
+runs they were measured with). `--save DIR` also writes the per-run test metrics and times
+(`runs.csv`), the paired comparisons behind the tables (`comparisons.csv`) and copies the
+workspace's `backbones.md` and `backbone_diff.png`, so the tables can be checked without the workspace.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("workdir", type=Path)
     ap.add_argument("--dataset", default="mosi_av")
-    ap.add_argument("--save", type=Path, help="a folder for runs.csv, backbones.{md,csv} and backbone_diff.png")
+    ap.add_argument("--save", type=Path, help="a folder for runs.csv, comparisons.csv, backbones.md and backbone_diff.png")
     args = ap.parse_args()
 
     df = per_run(args.workdir, args.dataset)
