@@ -149,7 +149,9 @@ def main():
     (work / "params.yaml").write_text(__import__("yaml").safe_dump(params, sort_keys=False))
     subprocess.run(["grcf", "summarize", "--params", "params.yaml", "--dataset", args.dataset, "--runs", "runs",
                     "--out-dir", f"results/{args.dataset}"], cwd=work, check=True, stdout=subprocess.DEVNULL)
-    print((work / "results" / args.dataset / "backbones.md").read_text())
+    res = work / "results" / args.dataset
+    # backbones.md exists only when a zoo backbone ran (a fusion-only matrix has the plain summary)
+    print((res / "backbones.md" if (res / "backbones.md").exists() else res / "summary.md").read_text())
     by_bb = {}
     for t in times.values():
         cpu = t.get("cpu_seconds")
