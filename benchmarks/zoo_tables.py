@@ -30,6 +30,8 @@ def per_run(work: Path, dataset: str) -> pd.DataFrame:
     runs = work / "runs"
     pairs = sorted((p.parent.parent.name, int(p.parent.name.removeprefix("seed")))
                    for p in (runs / dataset).glob("*/seed*/metrics.json"))
+    if not pairs:
+        raise SystemExit(f"{runs / dataset}: no finished run (no */seed*/metrics.json); is {work} a zoo_matrix.py workspace?")
     frames = [summarize.collect(runs, dataset, [v], [s]) for v, s in pairs]
     df = backbone_summary.annotate(pd.concat(frames, ignore_index=True), runs, dataset)
     times_path = work / "results" / dataset / "wall_times.json"
