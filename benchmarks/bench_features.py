@@ -32,7 +32,7 @@ SEQ = 50
 
 
 def bench_text(n: int, max_length: int):
-    from grcf.features.text import encode_texts, load_text_model
+    from grcf.data.extractors.text import encode_texts, load_text_model
 
     with open(MOSI / "label.csv", newline="") as f:
         texts = [r["text"] for r in csv.DictReader(f) if r["text"].strip()][:n]
@@ -55,7 +55,7 @@ def media_seconds(path) -> float:
 
 
 def bench_media(workers: int, limit: int | None):
-    from grcf.datasets.mmsa_raw import _extract_all
+    from grcf.data.datasets.mmsa_raw import _extract_all
 
     clips = sorted((MOSI / "Raw").glob("*/*.mp4"))[:limit]
     secs = sum(media_seconds(p) for p in clips)
@@ -72,8 +72,8 @@ def bench_media(workers: int, limit: int | None):
           f"(incl. worker start-up) -> {secs / dt:.1f}x real time; {frames} audio frames, {faces} face frames, "
           f"{len(failed)} failed")
     # per-modality cost in this process (imports already warm)
-    from grcf.features.audio import extract_audio
-    from grcf.features.vision import extract_vision
+    from grcf.data.extractors.audio import extract_audio
+    from grcf.data.extractors.vision import extract_vision
 
     for name, fn in [("audio", lambda p: extract_audio(p)), ("vision", lambda p: extract_vision(p, fps=5))]:
         t0 = time.perf_counter()
@@ -89,8 +89,8 @@ def synth_split(n: int, rng) -> dict:
 
 def bench_store(scale: float, tmp: Path, codecs=("none",)):
     """Write + read at MOSEI size; `codecs`: compression of the feature columns (store.FEATURE_COMPRESSION)."""
-    from grcf import store
-    from grcf.store import load_split, write_store
+    from grcf.data import store
+    from grcf.data.store import load_split, write_store
 
     rng = np.random.default_rng(0)
     sizes = {s: max(2, int(n * scale)) for s, n in MOSEI.items()}

@@ -1,6 +1,6 @@
 """Cost of the stage-1 ranking loss against plain L1: forward + backward time and peak memory.
 
-For group sizes 32, 256, 1024 and 4096 (B x B pairs) it times `grcf.losses.stage1_loss` with the
+For group sizes 32, 256, 1024 and 4096 (B x B pairs) it times `grcf.training.losses.stage1_loss` with the
 `grcf` variant's settings (dynamic margin, advantage weights, standardised scores) exactly as the
 training step calls it, and `torch.nn.functional.l1_loss`, on the CPU and, when present, on CUDA.
 
@@ -35,7 +35,7 @@ LOSS_CFG = {"margin": "dynamic", "gamma": 0.5, "static_margin": 0.5, "weighting"
 def loss_fn(kind: str):
     import torch.nn.functional as F
 
-    from grcf import losses
+    from grcf.training import losses
 
     if kind == "l1":
         return F.l1_loss

@@ -55,7 +55,7 @@ def _dump():
             json.dump({**marks, "exit": time.time() - float(os.environ["GRCF_BENCH_SPAWN"]),
                        "exit_cpu": time.process_time()}, f)
 atexit.register(_dump)
-import grcf.losses as L, grcf.train as T
+import grcf.training.losses as L, grcf.training.train as T
 for name in ("stage1_loss", "stage2_loss"):
     fn = getattr(L, name)
     def wrapped(*a, _fn=fn, **k):
@@ -76,14 +76,14 @@ sys.exit((getattr(cli, "run", None) or cli.main)(sys.argv[1:]))  # run: in this 
 """
 # --server: a `grcf server` whose warm processes (and so their jobs, forked from them) carry the same marks
 WARM = PATCH + r"""
-from grcf.server import warm_process
-warm_process(int(sys.argv[-1]))
+from grcf.pipeline.server import warm_process
+warm_process(int(sys.argv[-1]), "grcf.cli:run")
 """
 SERVER = r"""
 import sys
 from pathlib import Path
-from grcf.server import Server
-server = Server(Path(sys.argv[1]))
+from grcf.pipeline.server import Server
+server = Server(Path(sys.argv[1]), "grcf.cli:run")
 server.warm_cmd = [sys.executable, "-c", sys.argv[2]]
 server.serve()
 """
@@ -115,7 +115,7 @@ def timed(cmd, cwd, env) -> tuple[float, float]:
 def prepare(project: Path, work: Path, params: dict, dataset: str, features: Path | None, env) -> Path:
     """A workspace with `params` and the dataset's features (validation included) already built."""
     sys.path.insert(0, str(project / "src"))
-    from grcf import workspace
+    from grcf.pipeline import workspace
 
     work = workspace.prepare(project, work, params)
     store = work / "features" / f"{dataset}.parquet"

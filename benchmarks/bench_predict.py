@@ -44,8 +44,8 @@ def train_bundle(work: Path) -> Path:
 
     from grcf.cli import build_features, feature_options, main
     from grcf.config import load_params, resolve_run
-    from grcf.evaluate import evaluate_run
-    from grcf.train import train_stage1, train_stage2
+    from grcf.training.evaluate import evaluate_run
+    from grcf.training.train import train_stage1, train_stage2
 
     root = work / "mini"
     (root / "Raw").mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def cpu_seconds() -> float:
 
 def timed_predict(bundle, inputs, out, **kw):
     """(wall seconds, CPU seconds, result): CPU time says what a loaded machine's wall time hides."""
-    from grcf.predict import Options, predict
+    from grcf.use.predict import Options, predict
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     res = predict(bundle, inputs, Options(output=out, progress=False, **kw))
@@ -177,7 +177,7 @@ def main():
     bundle = args.bundle or train_bundle(work)
     print(f"bundle: {bundle}   workers: {args.workers}   cores: {os.cpu_count()}")
 
-    from grcf.bundle import load_bundle
+    from grcf.use.bundle import load_bundle
 
     load_bundle(bundle)  # first load pays the imports (torch, safetensors): measured in a fresh process below
     warm = []
@@ -186,7 +186,7 @@ def main():
         load_bundle(bundle)
         warm.append(time.perf_counter() - t0)
     warm = min(warm)
-    code = f"import time; t=time.perf_counter(); from grcf.bundle import load_bundle; load_bundle({str(bundle)!r}); print(time.perf_counter()-t)"
+    code = f"import time; t=time.perf_counter(); from grcf.use.bundle import load_bundle; load_bundle({str(bundle)!r}); print(time.perf_counter()-t)"
     cold = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     print(f"bundle load: {warm:.3f} s (warm process); {cold:.2f} s in a fresh process including imports")
 

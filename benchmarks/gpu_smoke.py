@@ -17,8 +17,8 @@ import torch
 
 from grcf.cli import build_features, feature_options
 from grcf.config import load_params, resolve_run
-from grcf.evaluate import evaluate_run
-from grcf.train import pick_device, train_stage1, train_stage2
+from grcf.training.evaluate import evaluate_run
+from grcf.training.train import pick_device, train_stage1, train_stage2
 
 
 def main():

@@ -19,7 +19,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from grcf.store import load_split
+from grcf.data.store import load_split
 
 
 def pooled(path, split):

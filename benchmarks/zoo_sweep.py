@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 
 import zoo_matrix
-from grcf import workspace
-from grcf.sweep import run_sweep
+from grcf.pipeline import workspace
+from grcf.pipeline.sweep import run_sweep
 
 SPACE = {"loss.gamma": [0.25, 0.5, 1.0], "loss.tau": [0.5, 1.0, 2.0],
          "stage1.lr": [0.0005, 0.001, 0.002], "stage1.epochs": [10, 20]}

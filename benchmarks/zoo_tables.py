@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grcf import backbone_summary, summarize
+from grcf.results import backbone_summary, summarize
 from zoo_matrix import ABLATIONS, BACKBONES, OBJECTIVES
 
 KEYS = ["Corr", "MAE", "Non0_acc_2", "Mult_acc_7"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grcf.slurm_cluster import single_node_slurm, slurm_available
+from grcf.pipeline.slurm_cluster import single_node_slurm, slurm_available
 
 # nothing in the suite may wait on (or reach) a model hub: every model is an offline one
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -216,7 +216,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A real single-node Slurm (src/grcf/slurm_cluster.py) for the session; skips when unavailable."""
+    """A real single-node Slurm (src/grcf/pipeline/slurm_cluster.py) for the session; skips when unavailable."""
     ok, why = slurm_available()
     if not ok:
         pytest.skip(why)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from grcf.backbones import TOKENS, ZOO, ZooRegressor, resample
+from grcf.training.backbones import TOKENS, ZOO, ZooRegressor, resample
 from grcf.config import load_params, resolve_run
-from grcf.store import write_store
-from grcf.model import encoder_parameters
-from grcf.train import load_checkpoint, load_tensors, train_stage1, train_stage2
+from grcf.data.store import write_store
+from grcf.training.model import encoder_parameters
+from grcf.training.train import load_checkpoint, load_tensors, train_stage1, train_stage2
 
 from conftest import REPO, _env
 
@@ -83,7 +83,7 @@ def _losses(path):
 
 def test_importing_grcf_does_not_import_mmsa():
     # (torch itself imports pynvml; MMSA, with transformers, pandas and its trainers, stays out)
-    code = "import sys, grcf.cli, grcf.train, grcf.model, grcf.backbones; print(sorted(m for m in sys.modules if m.startswith('MMSA')))"
+    code = "import sys, grcf.cli, grcf.training.train, grcf.training.model, grcf.training.backbones; print(sorted(m for m in sys.modules if m.startswith('MMSA')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True).stdout
     assert out.strip() == "[]"
 
@@ -175,8 +175,8 @@ RUN_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_backbones import SMALL_ARGS, zoo_cfg
-from grcf.evaluate import evaluate_run
-from grcf.train import train_stage1, train_stage2
+from grcf.training.evaluate import evaluate_run
+from grcf.training.train import train_stage1, train_stage2
 cfg = zoo_cfg("mfn", epochs=10, patience=50)
 cfg["model"]["backbone_args"] = {{"hidden_dims": [16, 8, 16], "memsize": 16}}
 d = {out!r}
@@ -222,7 +222,7 @@ def test_zoo_run_killed_mid_stage1_resumes_to_identical_metrics(store, tmp_path)
 def test_summary_names_the_backbone_and_pairs_objectives_within_each_backbone(tmp_path):
     import pandas as pd
 
-    from grcf.summarize import summarize
+    from grcf.results.summarize import summarize
 
     runs, variants = tmp_path / "runs", []
     for bb, short in (("fusion", None), ("mmsa.mult", "mult")):
@@ -276,7 +276,7 @@ def test_backbone_is_a_parameter_of_variants_and_datasets_checked_by_the_schema(
 
 def test_a_typo_in_backbone_args_is_an_error_naming_the_closest_argument():
     """backbone_args is open in the schema (MMSA's own keys): the adapter closes it per model."""
-    from grcf.backbones import mmsa_args
+    from grcf.training.backbones import mmsa_args
     from grcf.errors import GrcfError
 
     dims = {"text": 8, "audio": 4, "vision": 5}

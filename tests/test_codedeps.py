@@ -1,4 +1,4 @@
-"""grcf.codedeps: the modules each step runs (from the imports) and their code fingerprint. Fast;
+"""grcf.pipeline.codedeps: the modules each step runs (from the imports) and their code fingerprint. Fast;
 the Snakemake side (what `snakemake -n` plans after an edit) is in test_pipeline_snakemake.py."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grcf import codedeps
+from grcf.pipeline import codedeps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,12 +27,12 @@ def names(paths) -> set[str]:
 
 def test_steps_depend_on_what_they_import(src):
     stage1 = names(codedeps.modules("train_stage1", src=src))
-    assert {"cli.py", "config.py", "train.py", "losses.py", "model.py", "store.py", "metrics.py"} <= stage1
-    assert "features/text.py" in stage1  # a function-level import (text-encoder fine-tuning)
-    assert not stage1 & {"report.py", "summarize.py", "evaluate.py", "validate.py", "datasets/embedded.py"}
-    assert "summarize.py" in names(codedeps.modules("report", src=src))
+    assert {"cli.py", "config.py", "training/train.py", "training/losses.py", "training/model.py", "data/store.py", "training/metrics.py"} <= stage1
+    assert "data/extractors/text.py" in stage1  # a function-level import (text-encoder fine-tuning)
+    assert not stage1 & {"results/report.py", "results/summarize.py", "training/evaluate.py", "data/validate.py", "data/datasets/embedded.py"}
+    assert "results/summarize.py" in names(codedeps.modules("report", src=src))
     summarize = names(codedeps.modules("summarize", src=src))
-    assert "summarize.py" in summarize and "report.py" not in summarize and "losses.py" not in summarize
+    assert "results/summarize.py" in summarize and "results/report.py" not in summarize and "training/losses.py" not in summarize
 
 
 @pytest.mark.parametrize("source, modalities, audio", [
@@ -46,19 +46,20 @@ def test_steps_depend_on_what_they_import(src):
 def test_features_depend_on_source_and_modalities(src, source, modalities, audio):
     for step in ("validate", "features"):
         deps = names(codedeps.modules(step, source, modalities, src=src))
-        assert ("features/audio.py" in deps) == audio, (step, source, modalities, sorted(deps))
+        assert ("data/extractors/audio.py" in deps) == audio, (step, source, modalities, sorted(deps))
         own = codedeps.FORMATS[source]
-        formats = {f"datasets/{m}.py" for m in codedeps.FORMATS.values() if m}  # not shared helpers (text_order)
-        assert {f"datasets/{own}.py"} == deps & formats
-        assert "losses.py" not in deps and "train.py" not in deps
+        as_path = lambda module: module.removeprefix("grcf.").replace(".", "/") + ".py"  # noqa: E731
+        formats = {as_path(m) for m in codedeps.FORMATS.values() if ".datasets." in m}  # not shared helpers (text_order, store)
+        assert {as_path(own)} == deps & formats
+        assert "training/losses.py" not in deps and "training/train.py" not in deps
     # without a source (DVC's foreach stage): every format and extractor
-    assert {"features/audio.py", "datasets/mustard.py", "datasets/embedded.py"} <= names(codedeps.modules("features", src=src))
+    assert {"data/extractors/audio.py", "data/datasets/mustard.py", "data/datasets/embedded.py"} <= names(codedeps.modules("features", src=src))
 
 
 def test_fingerprint_ignores_comments_docstrings_and_layout(src):
     files = codedeps.modules("train_stage1", src=src)
     before = codedeps.fingerprint(files)
-    losses = src / "losses.py"
+    losses = src / "training/losses.py"
     text = losses.read_text()
     doc = text.index('"""', text.index("def ")) + 3  # inside the first function's docstring
     edited = text[:doc] + "Reworded. " + text[doc:]

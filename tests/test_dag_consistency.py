@@ -204,10 +204,10 @@ def test_snakemake_params_covered_by_dvc_params(project, jobs, stages):
 
 
 def test_code_deps_match(project, jobs, stages, monkeypatch):
-    """Each Snakemake job's code fingerprint is that of the modules grcf.codedeps computes for
+    """Each Snakemake job's code fingerprint is that of the modules grcf.pipeline.codedeps computes for
     its step (and dataset), and the DVC stage depends on exactly those modules' files (a
     `foreach` stage cannot vary its deps per dataset, so it takes every format's)."""
-    from grcf import codedeps
+    from grcf.pipeline import codedeps
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     monkeypatch.chdir(project)  # module paths relative to the project root, as the Snakefile sees them
@@ -227,6 +227,6 @@ def test_code_deps_match(project, jobs, stages, monkeypatch):
         if rule not in every_format:
             every_format[rule] = set(codedeps.modules(rule))
         assert dvc_code == every_format[rule], (
-            f"dvc.yaml stage {rule}: its src/grcf deps are not what `python -m grcf.codedeps` lists; "
-            "`python -m grcf.codedeps --write dvc.yaml` updates them")
+            f"dvc.yaml stage {rule}: its src/grcf deps are not what `python -m grcf.pipeline.codedeps` lists; "
+            "`python -m grcf.pipeline.codedeps --write dvc.yaml` updates them")
         assert set(files) <= dvc_code

@@ -4,9 +4,9 @@ import numpy as np
 import torch
 
 from grcf.config import load_params, resolve_run
-from grcf.evaluate import evaluate_run
-from grcf.store import write_store
-from grcf.train import load_checkpoint, train_stage1, train_stage2
+from grcf.training.evaluate import evaluate_run
+from grcf.data.store import write_store
+from grcf.training.train import load_checkpoint, train_stage1, train_stage2
 
 WORDS = {"great": 2.0, "good": 1.0, "fine": 0.0, "bad": -1.0, "awful": -2.0}
 

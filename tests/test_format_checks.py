@@ -7,10 +7,10 @@ import test_mustard as mustard_t
 import test_urfunny as urfunny_t
 import test_validate as validate_t
 
-from grcf.datasets import mmsa_pickle, mmsa_raw, mustard, urfunny
+from grcf.data.datasets import mmsa_pickle, mmsa_raw, mustard, urfunny
 from grcf.errors import DataError
-from grcf.store import load_split
-from grcf.validate import validate_path
+from grcf.data.store import load_split
+from grcf.data.validate import validate_path
 
 
 def _mmsa_pickle(d):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grcf.losses import calibration_loss, group_ranking_loss, pair_weights, stage1_loss, stage2_loss
+from grcf.training.losses import calibration_loss, group_ranking_loss, pair_weights, stage1_loss, stage2_loss
 
 # y = [1, 0, -1]: mean 0, population std sqrt(2/3), so label advantages a = [1.2247, 0, -1.2247].
 # Comparable pairs (y_i > y_j): (0,1), (0,2), (1,2). Raw scores s = [2, 0, 1] (standardize=False).

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from grcf.metrics import binary_metrics, regression_metrics, selection_score, sims_metrics
+from grcf.training.metrics import binary_metrics, regression_metrics, selection_score, sims_metrics
 
 PRED = [1.4, -0.6, 0.2, 2.4, -2.5]
 TRUE = [1.0, 0.0, -0.4, 3.0, -1.8]
@@ -66,11 +66,11 @@ def test_selection_scores_higher_is_better():
 
 
 def test_numpy_metrics_equal_sklearn_and_scipy_bit_for_bit():
-    # grcf.metrics avoids importing sklearn/scipy (start-up time); the values must not change
+    # grcf.training.metrics avoids importing sklearn/scipy (start-up time); the values must not change
     from scipy.stats import rankdata as sp_rankdata, spearmanr
     from sklearn.metrics import accuracy_score as sk_acc, f1_score as sk_f1
 
-    from grcf.metrics import accuracy_score, f1_score, rankdata, spearman
+    from grcf.training.metrics import accuracy_score, f1_score, rankdata, spearman
 
     rng = np.random.default_rng(0)
     for n in (1, 2, 5, 64, 1000):

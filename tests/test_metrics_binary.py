@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from grcf.metrics import binary_metrics
+from grcf.training.metrics import binary_metrics
 
 
 def test_hand_computed_example():

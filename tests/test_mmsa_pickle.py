@@ -5,9 +5,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from grcf.datasets.mmsa_pickle import build
+from grcf.data.datasets.mmsa_pickle import build
 from grcf.errors import DataError
-from grcf.store import load_split, read_meta
+from grcf.data.store import load_split, read_meta
 
 SIZES = {"train": 5, "valid": 3, "test": 4}
 

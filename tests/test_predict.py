@@ -39,8 +39,8 @@ def _grcf(*args):
 def trained(tmp_path_factory):
     from grcf.cli import build_features, feature_options
     from grcf.config import load_params, resolve_run
-    from grcf.evaluate import evaluate_run
-    from grcf.train import train_stage1, train_stage2
+    from grcf.training.evaluate import evaluate_run
+    from grcf.training.train import train_stage1, train_stage2
 
     tmp = tmp_path_factory.mktemp("predict")
     root = tmp / "mini"
@@ -103,7 +103,7 @@ def _sidecars(trained, ids):
 
 @pytest.mark.slow
 def test_export_picks_best_valid_seed_and_writes_a_complete_bundle(trained):
-    from grcf.bundle import load_bundle, validation_score
+    from grcf.use.bundle import load_bundle, validation_score
 
     b = trained["bundle"]
     assert sorted(p.name for p in b.iterdir()) == ["README.md", "config.json", "metrics.json", "model.safetensors"]
@@ -129,7 +129,7 @@ def test_export_picks_best_valid_seed_and_writes_a_complete_bundle(trained):
 def test_a_mismatched_bundle_is_refused(trained, tmp_path, damage):
     from safetensors.torch import load_file, save_file
 
-    from grcf.bundle import load_bundle
+    from grcf.use.bundle import load_bundle
     from grcf.errors import GrcfError
 
     b = tmp_path / "bundle"
@@ -168,7 +168,7 @@ def test_loading_a_bundle_never_unpickles(trained, monkeypatch):
 
     import torch
 
-    from grcf.bundle import load_bundle
+    from grcf.use.bundle import load_bundle
 
     def refuse(*a, **k):
         raise AssertionError("unpickling while loading a bundle")
@@ -331,12 +331,12 @@ def test_recognizer_returning_nothing_fails(trained, tmp_path):
 
 @pytest.mark.slow
 def test_without_asr_and_transcript_the_error_names_both_ways_out(trained, tmp_path, monkeypatch):
-    import grcf.asr
+    import grcf.use.asr
 
     from grcf.errors import GrcfError
-    from grcf.predict import Options, predict
+    from grcf.use.predict import Options, predict
 
-    monkeypatch.setattr(grcf.asr, "available", lambda: False)  # as without the [asr] extra
+    monkeypatch.setattr(grcf.use.asr, "available", lambda: False)  # as without the [asr] extra
     clip = tmp_path / "clip.mp4"
     shutil.copyfile(MOSI / "Raw" / "03bSnISJMiM" / "2.mp4", clip)
     with pytest.raises(GrcfError) as e:
@@ -399,7 +399,7 @@ def test_speech_recognition_gives_the_text_of_a_clip(trained, tmp_path):
 def test_audio_only_input_scores_with_vision_absent(trained, tmp_path):
     import wave
 
-    from grcf.features.audio import decode_audio
+    from grcf.data.extractors.audio import decode_audio
 
     samples = decode_audio(MOSI / "Raw" / "03bSnISJMiM" / "2.mp4", 16000)
     wav = tmp_path / "speech.wav"

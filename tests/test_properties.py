@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from grcf.errors import DataError
-from grcf.losses import calibration_loss, group_ranking_loss
-from grcf.store import SPLITS, load_split, write_store
+from grcf.training.losses import calibration_loss, group_ranking_loss
+from grcf.data.store import SPLITS, load_split, write_store
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -26,7 +26,7 @@ def clip(v, c):
 
 @pytest.mark.parametrize("vc", CLIPS[:2])
 def test_audio_features(vc):
-    from grcf.features.audio import AUDIO_DIM, extract_audio
+    from grcf.data.extractors.audio import AUDIO_DIM, extract_audio
 
     a = extract_audio(clip(*vc))
     assert a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == AUDIO_DIM == 45
@@ -38,7 +38,7 @@ def test_audio_features(vc):
 
 def test_audio_opensmile():
     pytest.importorskip("opensmile", reason="the optional extra grcf[opensmile] is not installed (make installs it)")
-    from grcf.features.audio import extract_audio
+    from grcf.data.extractors.audio import extract_audio
 
     a = extract_audio(clip(*CLIPS[0]), backend="opensmile")
     assert a.shape[1] == 25 and a.shape[0] > 10 and np.isfinite(a).all() and (a.std(0) > 0).any()
@@ -46,7 +46,7 @@ def test_audio_opensmile():
 
 @pytest.mark.parametrize("vc", CLIPS[:2])
 def test_vision_features(vc):
-    from grcf.features.vision import VISION_DIM, extract_vision
+    from grcf.data.extractors.vision import VISION_DIM, extract_vision
 
     v, info = extract_vision(clip(*vc), fps=5)
     assert v.dtype == np.float32 and v.shape[1] == VISION_DIM == 82
@@ -89,8 +89,8 @@ def make_video(path, *, audio=True, seconds=1.0):
 
 
 def test_no_face_and_media_errors(tmp_path):
-    from grcf.features.audio import extract_audio
-    from grcf.features.vision import VISION_DIM, extract_vision
+    from grcf.data.extractors.audio import extract_audio
+    from grcf.data.extractors.vision import VISION_DIM, extract_vision
 
     v, info = extract_vision(make_video(tmp_path / "noise.mp4"))
     assert v.shape == (0, VISION_DIM) and info["frames_with_face"] == 0 and info["frames_total"] > 0
@@ -128,8 +128,8 @@ def make_root(tmp_path, clips=CLIPS, no_media=NO_MEDIA, extra_rows=()):
 
 
 def test_build_raw(tmp_path):
-    from grcf.datasets.mmsa_raw import build
-    from grcf.store import load_split, read_meta
+    from grcf.data.datasets.mmsa_raw import build
+    from grcf.data.store import load_split, read_meta
 
     root, rows, wanted = make_root(tmp_path)
     out = build(root, tmp_path / "mosi.parquet", {**FAST, "workers": 2, "dataset": "mosi"})
@@ -153,7 +153,7 @@ def test_build_raw(tmp_path):
 
 
 def test_build_raw_corrupt_clip(tmp_path, caplog):
-    from grcf.datasets.mmsa_raw import build
+    from grcf.data.datasets.mmsa_raw import build
 
     root, _, _ = make_root(tmp_path, clips=CLIPS[:1], no_media=NO_MEDIA[:1])
     bad = root / "Raw" / "03bSnISJMiM" / "5.mp4"
@@ -173,8 +173,8 @@ def test_build_raw_corrupt_clip(tmp_path, caplog):
 
 
 def test_build_raw_no_face_and_empty_text(tmp_path):
-    from grcf.datasets.mmsa_raw import build
-    from grcf.store import load_split
+    from grcf.data.datasets.mmsa_raw import build
+    from grcf.data.store import load_split
 
     empty = {"video_id": "zz", "clip_id": "9", "text": "", "label": "0.5", "annotation": "Positive", "mode": "test"}
     noface = {"video_id": "nf", "clip_id": "1", "text": "no face here", "label": "-1", "annotation": "Negative", "mode": "test"}
@@ -192,7 +192,7 @@ def test_build_raw_no_face_and_empty_text(tmp_path):
 
 
 def test_text_encoder_default():
-    from grcf.features.text import default_model_path, encode_texts, resolve_model_name
+    from grcf.data.extractors.text import default_model_path, encode_texts, resolve_model_name
 
     assert resolve_model_name("default") == default_model_path()
     assert resolve_model_name("bert-base-uncased") == "bert-base-uncased"

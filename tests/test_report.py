@@ -14,8 +14,8 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from grcf.report import figures, write_report  # noqa: E402
-from grcf.summarize import summarize  # noqa: E402
+from grcf.results.report import figures, write_report  # noqa: E402
+from grcf.results.summarize import summarize  # noqa: E402
 
 VARIANTS = ["grcf", "pointwise", "static_pairwise"]
 SEEDS = [0, 1, 2]

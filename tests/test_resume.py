@@ -75,7 +75,7 @@ def test_killed_write_leaves_no_output_and_rerun_finishes(tmp_path):
     assert list(out.parent.glob(".embedded.parquet.*.tmp"))  # the killed write's temp file
     subprocess.run([_exe("grcf"), "features", "embedded", str(out), "--params", str(REPO / "params.yaml")],
                    cwd=tmp_path, check=True, env=_env())
-    from grcf.store import load_split
+    from grcf.data.store import load_split
 
     assert len(load_split(out, "train")) > 0
     assert not list(out.parent.glob(".embedded.parquet.*.tmp"))  # the rerun cleared it

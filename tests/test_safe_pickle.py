@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from grcf.errors import DataError
-from grcf.safe_pickle import safe_load
+from grcf.data.safe_pickle import safe_load
 
 
 class _RunsCommand:

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from conftest import REPO, _env, _exe, run_cmd
-from grcf.server import Server, source_fingerprint
+from grcf.pipeline.server import Server, source_fingerprint
 from test_tensor_cache import _store
 
 
@@ -115,7 +115,7 @@ def test_the_server_notices_that_grcf_source_changed(tmp_path):
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")
-    srv = Server(tmp_path / "s.sock")
+    srv = Server(tmp_path / "s.sock", "grcf.cli:run")
     srv.package, srv.fingerprint = pkg, source_fingerprint(pkg)
     assert not srv.source_changed()
     (pkg / "sub" / "b.py").write_text("y = 2\n")  # then its warm processes (stale modules) are replaced

@@ -1,6 +1,6 @@
 """Slurm requests no node can meet, jobs stuck PENDING for good, and `grcf slurm up/down` (issue 10).
 
-The slow tests start their own real single-node Slurm (grcf.slurm_cluster, ~2 s): they change
+The slow tests start their own real single-node Slurm (grcf.pipeline.slurm_cluster, ~2 s): they change
 the partition or submit jobs, which must not show up in the session cluster other tests count.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grcf import slurm_check
-from grcf.slurm_check import Node
-from grcf.slurm_cluster import single_node_slurm, slurm_available
+from grcf.pipeline import slurm_check
+from grcf.pipeline.slurm_check import Node
+from grcf.pipeline.slurm_cluster import single_node_slurm, slurm_available
 
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
     from conftest import _env, _exe, copy_project, run_cmd

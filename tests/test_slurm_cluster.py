@@ -1,6 +1,6 @@
 """Real single-node Slurm: the harness, the test profile and the slurm/ profile.
 
-The slow tests start munged/slurmctld/slurmd (src/grcf/slurm_cluster.py) and skip
+The slow tests start munged/slurmctld/slurmd (src/grcf/pipeline/slurm_cluster.py) and skip
 when the binaries are missing (install with .ci/install_slurm.sh).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grcf.slurm_cluster import (
+from grcf.pipeline.slurm_cluster import (
         dry_run_resources,
         gpu_flags_by_rule,
         single_node_slurm,

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from grcf.slurm_cluster import dry_run_resources, gpu_flags_by_rule
+from grcf.pipeline.slurm_cluster import dry_run_resources, gpu_flags_by_rule
 
 try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
     from conftest import SMALL, REPO, copy_project, planned_jobs, snakemake

@@ -19,8 +19,8 @@ HEAVY = ("scipy", "sklearn", "pandas", "torch._dynamo", "torch._inductor")
 JOB = r"""
 import json, sys
 from grcf.config import load_params, resolve_run
-from grcf.evaluate import evaluate_run
-from grcf.train import train_stage1, train_stage2
+from grcf.training.evaluate import evaluate_run
+from grcf.training.train import train_stage1, train_stage2
 
 store, out = sys.argv[1], sys.argv[2]
 params = load_params("params.yaml")
@@ -60,7 +60,7 @@ def test_a_job_imports_no_compiler_scipy_sklearn_or_pandas_and_a_cached_one_no_p
 def test_predictions_csv_is_what_pandas_wrote():
     import pandas as pd
 
-    from grcf.evaluate import predictions_csv
+    from grcf.training.evaluate import predictions_csv
 
     rng = np.random.default_rng(0)
     n = 300
@@ -74,7 +74,7 @@ def test_predictions_csv_is_what_pandas_wrote():
 
 EAGER = r"""
 import sys, torch
-from grcf.eager import eager_optimizer
+from grcf.training.eager import eager_optimizer
 
 cases = [(torch.optim.AdamW, {"lr": 1e-2, "weight_decay": 1e-4}), (torch.optim.Adam, {"lr": 1e-2}),
          (torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4})]

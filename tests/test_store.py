@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from grcf import store
+from grcf.data import store
 from grcf.errors import DataError
-from grcf.store import FORMAT_VERSION, SPLITS, load_split, pad_sequences, read_meta, write_store
-from grcf.validate import validate_path
+from grcf.data.store import FORMAT_VERSION, SPLITS, load_split, pad_sequences, read_meta, write_store
+from grcf.data.validate import validate_path
 
 META = {"dataset": "t", "task": "regression", "label_range": [-3, 3]}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grcf.summarize import summarize, summarize_cv
+from grcf.results.summarize import summarize, summarize_cv
 
 SEEDS = [0, 1, 2]
 MOSI_KEYS = ("Non0_acc_2", "Non0_F1_score", "Has0_acc_2", "Has0_F1_score", "Mult_acc_5", "Mult_acc_7",
@@ -158,7 +158,7 @@ def test_classification_tables_show_majority_and_chance_rows(tmp_path):
 def test_chance_f1_is_the_expected_coin_flip_score():
     from sklearn.metrics import f1_score
 
-    from grcf.reference import binary_reference
+    from grcf.results.reference import binary_reference
 
     y = np.array([0] * 30 + [1] * 10, dtype=float)
     ref = binary_reference(y, n_draws=4000)

@@ -34,7 +34,7 @@ def test_sweep_ranks_on_valid_and_runs_the_best(tmp_path):
 def test_sweep_refuses_unknown_baselines_before_running_anything(tmp_path):
     from grcf.config import load_params
     from grcf.errors import GrcfError
-    from grcf.sweep import run_sweep
+    from grcf.pipeline.sweep import run_sweep
     from conftest import REPO
 
     params = load_params(REPO / "params.yaml")

@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from grcf.store import load_split, write_store
-from grcf.tensor_cache import cache_path, load_split_cached
+from grcf.data.store import load_split, write_store
+from grcf.data.tensor_cache import cache_path, load_split_cached
 
 
 def _store(path, seed=0, n=30):
@@ -57,7 +57,7 @@ def test_cache_is_rebuilt_when_the_store_changes(tmp_path, caplog):
     store = _store(tmp_path / "toy.parquet", seed=0)
     load_split_cached(store, "train", max_len=CAP)
     _store(store, seed=1)  # rewritten in place (atomic rename, as the pipeline does)
-    with caplog.at_level(logging.WARNING, logger="grcf.tensor_cache"):
+    with caplog.at_level(logging.WARNING, logger="grcf.data.tensor_cache"):
         got = load_split_cached(store, "train", max_len=CAP)
     assert "stale" in caplog.text
     _same(got, load_split(store, "train", max_len=CAP))
@@ -79,12 +79,12 @@ def test_corrupted_cache_is_rebuilt_not_trusted(tmp_path, caplog, damage):
         path.write_bytes(os.urandom(len(raw)))
     else:
         path.write_bytes(b"")
-    with caplog.at_level(logging.WARNING, logger="grcf.tensor_cache"):
+    with caplog.at_level(logging.WARNING, logger="grcf.data.tensor_cache"):
         got = load_split_cached(store, "train", max_len=CAP)
     assert "corrupt" in caplog.text
     _same(got, want)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="grcf.tensor_cache"):
+    with caplog.at_level(logging.WARNING, logger="grcf.data.tensor_cache"):
         _same(load_split_cached(store, "train", max_len=CAP), want)
     assert caplog.text == ""  # the rebuilt cache is whole again
 
@@ -118,8 +118,8 @@ def test_unwritable_cache_is_logged_and_the_split_still_loads(tmp_path, caplog, 
     def full_disk(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("grcf.tensor_cache.tempfile.mkstemp", full_disk)
-    with caplog.at_level(logging.WARNING, logger="grcf.tensor_cache"):
+    monkeypatch.setattr("grcf.data.tensor_cache.tempfile.mkstemp", full_disk)
+    with caplog.at_level(logging.WARNING, logger="grcf.data.tensor_cache"):
         got = load_split_cached(store, "test", max_len=CAP)
     assert "could not write the tensor cache" in caplog.text and "No space left" in caplog.text
     _same(got, load_split(store, "test", max_len=CAP))

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from torch.overrides import TorchFunctionMode
 
-from grcf import losses
+from grcf.training import losses
 from grcf.errors import DataError, GrcfError
-from grcf.losses import group_ranking_loss, stage1_loss, stage2_loss
-from grcf.store import Split
-from grcf.tensor_cache import check_split_finite
-from grcf.train import Tensors, fit, make_optimizer, train_step
-from grcf.model import build_model
+from grcf.training.losses import group_ranking_loss, stage1_loss, stage2_loss
+from grcf.data.store import Split
+from grcf.data.tensor_cache import check_split_finite
+from grcf.training.train import Tensors, fit, make_optimizer, train_step
+from grcf.training.model import build_model
 from test_properties import SETTINGS, groups, switches
 
 # ---------------------------------------------------------------- the implementation before issue 15,

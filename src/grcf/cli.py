@@ -8,11 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import GrcfError
+from grcf.errors import GrcfError
+
+
+SERVED_ENTRY = f"{__name__}:run"  # what `grcf server` runs for each job (it never imports this module)
 
 
 def _params(args):
-    from .config import load_params
+    from grcf.config import load_params
 
     return load_params(args.params)
 
@@ -39,54 +42,18 @@ def _add_run_command(sub, name: str, help: str, func, **paths):
 # ---------------------------------------------------------------- features
 
 
-def feature_options(params: dict, dataset: str) -> tuple[str, str | None, dict]:
-    """(source kind, source path, options) for one dataset, feature settings merged in."""
-    from .config import dataset_config
-
-    ds = dataset_config(params, dataset)
-    options = {**params.get("features", {}), **{k: v for k, v in ds.items() if k not in ("source", "path")}}
-    options.update(dataset=dataset, device=params.get("device", "auto"))
-    return ds["source"], ds.get("path"), options
-
-
-def build_features(kind: str, src, out, options: dict):
-    if options.get("device", "auto") == "auto":  # resolved here, not in params, so a job's settings don't depend on the node
-        from .device import pick_device
-
-        options = {**options, "device": str(pick_device("auto"))}
-    if kind == "embedded":
-        from .datasets import embedded
-
-        return embedded.build(out, {**options.get("generator", {}), "dataset": options.get("dataset", "embedded")})
-    if src is None:
-        raise GrcfError(f"dataset source {kind!r} needs a `path`")
-    if kind == "parquet":  # an existing store: check it reads, then copy it into place atomically
-        import shutil
-
-        from .atomic import atomic_path
-        from .store import read_meta
-
-        read_meta(src)
-        with atomic_path(out) as tmp:
-            shutil.copyfile(src, tmp)
-        return out
-    module = {"mmsa_pickle": "mmsa_pickle", "mmsa_raw": "mmsa_raw", "urfunny": "urfunny", "mustard": "mustard"}.get(kind)
-    if module is None:
-        raise GrcfError(f"unknown dataset source {kind!r}")
-    import importlib
-
-    return importlib.import_module(f"grcf.datasets.{module}").build(src, out, options)
-
-
 def cmd_features_build(args):
-    params = _params(args)
-    kind, src, options = feature_options(params, args.dataset)
-    build_features(kind, src, args.out, options)
+    from grcf.data import datasets
+
+    kind, src, options = datasets.feature_options(_params(args), args.dataset)
+    datasets.build(kind, src, args.out, options)
     print(f"wrote {args.out}")
 
 
 def cmd_features_embedded(args):
-    build_features("embedded", None, args.out, _params(args)["datasets"]["embedded"])
+    from grcf.data import datasets
+
+    datasets.build("embedded", None, args.out, _params(args)["datasets"]["embedded"])
     print(f"wrote {args.out}")
 
 
@@ -107,7 +74,9 @@ def _cmd_features_kind(kind):
                 options[key] = value
         if getattr(args, "modalities", None):
             options["modalities"] = args.modalities.split(",")
-        build_features(kind, getattr(args, "src", None), args.out, options)
+        from grcf.data import datasets
+
+        datasets.build(kind, getattr(args, "src", None), args.out, options)
         print(f"wrote {args.out}")
 
     return run
@@ -121,7 +90,7 @@ def _setup_logging():
 
 
 def _run_cfg(args) -> dict:
-    from .config import resolve_run
+    from grcf.config import resolve_run
 
     return resolve_run(_params(args), args.dataset, args.variant)
 
@@ -132,26 +101,26 @@ def _print_best(stage: int, args, info: dict) -> None:
 
 
 def cmd_train_stage1(args):
-    from .train import train_stage1
+    from grcf.training.train import train_stage1
 
     _print_best(1, args, train_stage1(_run_cfg(args), args.features, args.out, args.log, args.seed))
 
 
 def cmd_train_stage2(args):
-    from .train import train_stage2
+    from grcf.training.train import train_stage2
 
     _print_best(2, args, train_stage2(_run_cfg(args), args.features, args.init, args.out, args.log, args.seed))
 
 
 def cmd_evaluate(args):
-    from .evaluate import evaluate_run
+    from grcf.training.evaluate import evaluate_run
 
     result = evaluate_run(_run_cfg(args), args.features, args.model, args.out_dir, args.seed, params_file=args.params)
     print(" ".join(f"{k}={v:.4f}" for k, v in result["test"].items()))
 
 
 def cmd_summarize(args):
-    from .summarize import summarize
+    from grcf.results.summarize import summarize
 
     params = _params(args)
     summarize(args.runs, args.dataset, params["run"]["variants"], params["run"]["seeds"], args.out_dir)
@@ -159,7 +128,7 @@ def cmd_summarize(args):
 
 
 def cmd_summarize_cv(args):
-    from .summarize import summarize_cv
+    from grcf.results.summarize import summarize_cv
 
     params = _params(args)
     if args.cv not in params.get("cv", {}):
@@ -169,7 +138,7 @@ def cmd_summarize_cv(args):
 
 
 def cmd_report(args):
-    from .report import write_report
+    from grcf.results.report import write_report
 
     params = _params(args)
     write_report(args.runs, args.dataset, params["run"]["variants"], params["run"]["seeds"], args.summary_dir, args.out)
@@ -177,7 +146,7 @@ def cmd_report(args):
 
 
 def cmd_sweep(args):
-    from .sweep import run_sweep
+    from grcf.pipeline.sweep import run_sweep
 
     root = Path(args.params).resolve().parent
     result = run_sweep(root, _params(args), args.workdir, cores=args.cores)
@@ -187,7 +156,7 @@ def cmd_sweep(args):
 
 
 def cmd_validate(args):
-    from .validate import main as validate_main
+    from grcf.data.validate import main as validate_main
 
     return validate_main(args)
 
@@ -196,7 +165,7 @@ def cmd_validate(args):
 
 
 def cmd_slurm_up(args):
-    from .slurm_cluster import SlurmStartError, export_lines, start_cluster
+    from grcf.pipeline.slurm_cluster import SlurmStartError, export_lines, start_cluster
 
     try:
         info = start_cluster(args.state, partition=args.partition, gpus=args.gpus, gpu_type=args.gpu_type)
@@ -211,13 +180,13 @@ def cmd_slurm_up(args):
 
 
 def cmd_slurm_env(args):
-    from .slurm_cluster import state_exports
+    from grcf.pipeline.slurm_cluster import state_exports
 
     print(state_exports(args.state), end="")
 
 
 def cmd_slurm_down(args):
-    from .slurm_cluster import stop_cluster
+    from grcf.pipeline.slurm_cluster import stop_cluster
 
     if not stop_cluster(args.state):
         raise GrcfError(f"no local Slurm is running from {args.state} (no {Path(args.state) / 'cluster.json'})")
@@ -225,9 +194,9 @@ def cmd_slurm_down(args):
 
 
 def cmd_server_start(args):
-    from .server import start
+    from grcf.pipeline.server import start
 
-    pid = start(args.socket)
+    pid = start(args.socket, entry=SERVED_ENTRY)
     sock = args.socket.absolute()
     print(f"grcf: server up (pid {pid}, log {sock.with_suffix('.log')}); `grcf` commands run there while "
           f"GRCF_SERVER is set (`eval \"$(grcf server start)\"` sets it); stop it with: grcf server stop --socket {sock}",
@@ -236,7 +205,7 @@ def cmd_server_start(args):
 
 
 def cmd_server_stop(args):
-    from .server import stop
+    from grcf.pipeline.server import stop
 
     if not stop(args.socket):
         raise GrcfError(f"no server on {args.socket.absolute()}")
@@ -244,9 +213,9 @@ def cmd_server_stop(args):
 
 
 def cmd_server_run(args):
-    from .server import Server
+    from grcf.pipeline.server import Server
 
-    Server(args.socket).serve()
+    Server(args.socket, SERVED_ENTRY).serve()
 
 
 # ---------------------------------------------------------------- parser
@@ -264,6 +233,8 @@ def _command_group(sub, name, help_, commands, option, **option_kw) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from grcf.data.datasets import CHECKABLE, FORMATS
+
     ap = argparse.ArgumentParser(prog="grcf", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -279,13 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     _add_params(p)
     p.set_defaults(func=cmd_features_embedded)
-    for kind, src_help, extra in [
-        ("mmsa", "an MMSA pickle (train/valid/test of id, text, audio, vision, labels)", ()),
-        ("raw", "a folder with label.csv and Raw/<video_id>/<clip_id>.mp4", ("text_model", "workers", "on_error", "fps", "modalities")),
-        ("urfunny", "the folder holding the UR-FUNNY pickles", ("text_model", "modalities", "text_order")),
-        ("mustard", "sarcasm_data.json (split_indices.p beside it for 5-fold)", ("text_model", "split", "text_order")),
-    ]:
-        p = fsub.add_parser(kind, help=f"{src_help} -> Parquet")
+    for fmt in (f for f in FORMATS.values() if f.command):
+        src_help, extra = fmt.describes, fmt.options
+        p = fsub.add_parser(fmt.command, help=f"{src_help} -> Parquet")
         p.add_argument("src", type=Path, help=src_help)
         p.add_argument("out", type=Path, help="the Parquet file to write")
         _add_params(p)
@@ -303,12 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
         if "text_order" in extra:
             p.add_argument("--text-order", dest="text_order", choices=["utterance_first", "context_first"],
                            help="target line first, so truncation cuts context only (default), or context first")
-        real_kind = {"mmsa": "mmsa_pickle", "raw": "mmsa_raw"}.get(kind, kind)
-        p.set_defaults(func=_cmd_features_kind(real_kind))
+        p.set_defaults(func=_cmd_features_kind(fmt.name))
 
     p = sub.add_parser("validate", help="check a dataset or feature store before any training")
-    p.add_argument("path", type=Path, nargs="?", help="MMSA pickle, MMSA raw folder, UR-FUNNY folder, MUStARD json or Parquet store")
-    p.add_argument("--kind", choices=["mmsa_pickle", "mmsa_raw", "urfunny", "mustard", "parquet"], help="default: guessed")
+    p.add_argument("path", type=Path, nargs="?", help="; ".join(FORMATS[k].describes for k in CHECKABLE))
+    p.add_argument("--kind", choices=CHECKABLE, help="default: guessed")
     p.add_argument("--params", default=None, help="params.yaml; with --dataset, validate that dataset's source")
     p.add_argument("--dataset", default=None)
     p.add_argument("--out", type=Path, default=None, help="also write the report as JSON here (a pipeline stamp)")
@@ -366,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
          ("run", cmd_server_run, "serve in the foreground")],
         "--socket", default=".grcf-server.sock", help="its Unix socket (default: .grcf-server.sock)")
 
-    from .cli_predict import add_parsers as add_predict_parsers
+    from grcf.cli_predict import add_parsers as add_predict_parsers
 
     add_predict_parsers(sub)  # export, predict
     return ap
@@ -375,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if os.environ.get("GRCF_SERVER") and argv[:1] != ["server"]:
-        from .client import run_on_server
+        from grcf.pipeline.client import run_on_server
 
         rc = run_on_server(os.environ["GRCF_SERVER"], argv)
         if rc is not None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 
 def cmd_export(args):
-    from .bundle import export_bundle
+    from grcf.use.bundle import export_bundle
 
     seeds, predict_settings = None, None
     if args.params:
-        from .config import load_params
+        from grcf.config import load_params
 
         params = load_params(args.params)
         seeds = params["run"]["seeds"]
@@ -26,7 +26,7 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
-    from .predict import Options, predict
+    from grcf.use.predict import Options, predict
 
     opts = Options(output=args.output, json=args.json, transcript=args.transcript, asr_model=args.asr_model,
                    workers=args.workers, on_error=args.on_error, expect=args.expect, plot=args.plot,

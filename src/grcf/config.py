@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import GrcfError
-from .schema import load_schema, settings_at
+from grcf.errors import GrcfError
+from grcf.schema import load_schema, settings_at
 
 RUN_SECTIONS = ("model", "loss", "stage1", "stage2")
 
@@ -97,7 +97,7 @@ def params_file_for(config: dict, layers=(), default="params.yaml", directory=".
     and --config: every job then runs with the configuration Snakemake resolved)."""
     import hashlib
 
-    from .atomic import write_text
+    from grcf.atomic import write_text
 
     if Path(default).exists() and yaml.safe_load(Path(default).read_text()) == config:
         return default

@@ -1,14 +1,14 @@
 """The torch device a step runs on (`auto`: CUDA when present, else the CPU).
 
 Its own module so that a step that only picks a device (building features) does not import the
-training code, and so does not rerun when that code changes (grcf.codedeps).
+training code, and so does not rerun when that code changes (grcf.pipeline.codedeps).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .errors import GrcfError
+from grcf.errors import GrcfError
 
 
 def pick_device(name: str = "auto") -> torch.device:

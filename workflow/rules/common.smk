@@ -7,8 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from grcf import codedeps
-from grcf.cli import feature_options
+from grcf.pipeline import codedeps
+from grcf.data import datasets
+from grcf.data.datasets import feature_options
 from grcf.config import params_file_for, resolve_run, validate_params
 
 
@@ -67,17 +68,9 @@ def dataset_settings(w):
 
 
 def dataset_sources(w):
-    """The user's files a dataset is built from (none for the embedded generator)."""
-    kind, path, options = feature_options(config, w.dataset)
-    if path is None:
-        return []
-    if kind == "mustard" and str(options.get("split", "")).startswith("fold"):
-        return [path, os.path.join(os.path.dirname(path), "split_indices.p")]
-    if kind == "mmsa_raw":  # the files read, not the folder: an unrelated file there reruns nothing
-        from grcf.datasets.mmsa_raw import source_files
-
-        return [str(p) for p in source_files(path)]
-    return [path]
+    """The user's files a dataset is built from (none for the embedded generator): the files read,
+    not the folder, so an unrelated file beside them reruns nothing."""
+    return datasets.source_files(*feature_options(config, w.dataset))
 
 
 def runs_of(pattern):
