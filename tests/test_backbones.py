@@ -1,4 +1,4 @@
-"""MMSA model-zoo backbones through one adapter (issue 12): shapes, no NaN, both stages, resume."""
+"""MMSA model-zoo backbones through one adapter: shapes, no NaN, both stages, resume."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Parallel audio extraction in one environment: numba's cache can neither be raced nor poison us,
-and a worker killed by a signal is named with its clip (issue 10, part 1).
+and a worker killed by a signal is named with its clip.
 
 Every run here points the snapshot root (GRCF_NUMBA_CACHE) at a test folder and NUMBA_CACHE_DIR
 at a test folder standing in for librosa's shared ``__pycache__`` (numba prefers NUMBA_CACHE_DIR
@@ -110,7 +110,7 @@ def test_three_parallel_extractions_then_a_fourth(tmp_path, numba_env):
 def test_broken_shared_cache_is_never_read(tmp_path, numba_env):
     """A corrupted numba cache where librosa's would be (NUMBA_CACHE_DIR) does not break extraction."""
     planted = tmp_path / "planted"
-    # compile librosa's yin helpers (the crash site of issue 10) into the planted cache ...
+    # compile librosa's yin helpers (where the corrupt-cache crash happened) into the planted cache ...
     env = dict(numba_env, NUMBA_CACHE_DIR=str(planted))
     code = ("import numpy as np, librosa; w = np.sin(np.arange(16000) / 16000 * 2 * np.pi * 150).astype(np.float32);"
             "librosa.yin(w, fmin=65, fmax=500, sr=16000, frame_length=1024, hop_length=640)")

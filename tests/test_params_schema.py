@@ -1,5 +1,5 @@
 """Every object of the params schema is closed: a typo is an error naming the key and the closest
-setting, in params.yaml, in a variant, and in a Snakemake --configfile (issue 17). Fast."""
+setting, in params.yaml, in a variant, and in a Snakemake --configfile. Fast."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`grcf server` (issue 16): jobs forked from a warm process give what a fresh process gives.
+"""`grcf server`: jobs forked from a warm process give what a fresh process gives.
 
 Real processes throughout: a server started with `grcf server start`, `grcf` commands that hand
 their job to it through $GRCF_SERVER, and jobs it must refuse running in their own process.

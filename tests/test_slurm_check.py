@@ -1,4 +1,4 @@
-"""Slurm requests no node can meet, jobs stuck PENDING for good, and `grcf slurm up/down` (issue 10).
+"""Slurm requests no node can meet, jobs stuck PENDING for good, and `grcf slurm up/down`.
 
 The slow tests start their own real single-node Slurm (grcf.pipeline.slurm_cluster, ~2 s): they change
 the partition or submit jobs, which must not show up in the session cluster other tests count.

@@ -1,4 +1,4 @@
-"""Start-up cost of a job (issue 16): what a training or evaluation process imports.
+"""Start-up cost of a job: what a training or evaluation process imports.
 
 Timings belong in benchmarks/bench_pipeline.py; this checks the causes: heavy modules a job
 does not need stay unimported (scipy, sklearn, pandas, the torch compiler stack), and a mapped

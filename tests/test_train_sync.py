@@ -1,4 +1,4 @@
-"""The training step without host syncs (issue 15 part 1): same losses and gradients as before,
+"""The training step without host syncs: same losses and gradients as before,
 no value read back to the host inside the step, NaN caught once per epoch and at load."""
 
 import math
@@ -19,7 +19,7 @@ from grcf.training.train import Tensors, fit, make_optimizer, train_step
 from grcf.training.model import build_model
 from test_properties import SETTINGS, groups, switches
 
-# ---------------------------------------------------------------- the implementation before issue 15,
+# ---------------------------------------------------------------- the implementation with host syncs,
 # kept verbatim as the reference (finiteness checks and the n_pairs == 0 branch included)
 
 

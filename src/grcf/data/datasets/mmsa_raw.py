@@ -221,7 +221,7 @@ def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
 
 
 # Fault injection for the tests: a worker process (never the main one) that starts on the clip
-# file named here kills itself with SIGSEGV, like the numba cache crash of issue 10.
+# file named here kills itself with SIGSEGV, as a corrupt shared numba cache once made librosa do.
 CRASH_CLIP_ENV = "GRCF_TEST_CRASH_CLIP"
 
 
