@@ -118,11 +118,11 @@ N = len(RUNS)
 
 
 @pytest.mark.parametrize("module, expected", [
-    ("report.py", Counter(report=1, all=1)),
-    ("summarize.py", Counter(summarize=1, report=1, all=1)),
-    ("losses.py", Counter(train_stage1=N, train_stage2=N, evaluate=N, summarize=1, report=1, export=1, all=1)),
+    ("results/report.py", Counter(report=1, all=1)),
+    ("results/summarize.py", Counter(summarize=1, report=1, all=1)),
+    ("training/losses.py", Counter(train_stage1=N, train_stage2=N, evaluate=N, summarize=1, report=1, export=1, all=1)),
     # the embedded generator extracts no audio (test_codedeps: the raw-clip datasets depend on it)
-    ("features/audio.py", Counter()),
+    ("data/extractors/audio.py", Counter()),
 ])
 def test_code_edit_reruns_what_runs_that_code(project, module, expected):
     path = project / "src" / "grcf" / module
@@ -136,7 +136,7 @@ def test_code_edit_reruns_what_runs_that_code(project, module, expected):
 
 
 def test_comment_and_docstring_edit_reruns_nothing(project):
-    path = project / "src" / "grcf" / "losses.py"
+    path = project / "src" / "grcf" / "training" / "losses.py"
     text = path.read_text()
     path.write_text('"""Reworded module docstring."""\n# a new comment\n' + text.split('"""', 2)[2].lstrip("\n"))
     try:
