@@ -109,7 +109,7 @@ def test_nothing_to_do_after_run(project):
 
 def test_touch_without_change_reruns_nothing(project):
     later = time.time() + 5
-    for path in (project / "params.yaml", project / "src" / "grcf" / "train.py"):
+    for path in (project / "params.yaml", project / "src" / "grcf" / "training" / "train.py"):
         os.utime(path, (later, later))
     assert dry_run(project) == Counter()
 
