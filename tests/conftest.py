@@ -184,9 +184,9 @@ def dry_run(cwd, *args) -> Counter:
     return planned_jobs(out)
 
 
-def readme_commands(prefix: str) -> list[str]:
-    """The `inline commands` of README.md that start with ``prefix`` (tests run what it tells users)."""
-    text = (REPO / "README.md").read_text()
+def readme_commands(prefix: str, page: str = "README.md") -> list[str]:
+    """The `inline commands` of a page (README.md or docs/*.md) that start with ``prefix`` (tests run what it tells users)."""
+    text = (REPO / page).read_text()
     return [c for c in re.findall(r"`([^`\n]+)`", text) if c.startswith(prefix)]
 
 

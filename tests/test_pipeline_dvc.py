@@ -141,7 +141,7 @@ def test_stage2_lr_change_is_seen_by_dvc(project):
 
 
 def test_snakemake_run_then_dvc_commit(project):
-    """Engine interplay: Snakemake reruns steps in the DVC repo, the README's `dvc commit -f` records them."""
+    """Engine interplay: Snakemake reruns steps in the DVC repo, docs/dvc.md's `dvc commit -f` records them."""
     n = len(RUNS)
     run_dirs = [project / "runs/embedded" / v / f"seed{s}" for v, s in RUNS]
     produced = [d / name for d in run_dirs for name in ("metrics.json", "predictions.csv")]
@@ -166,8 +166,8 @@ def test_snakemake_run_then_dvc_commit(project):
     # whatever DVC now sees as stale is downstream of what Snakemake reran
     stale = Counter(name.split("@")[0] for name in status(project))
     assert set(stale) <= {"evaluate", "summarize", "report", "export"}, stale
-    # the command the README gives for this situation
-    commit = set(readme_commands("dvc commit"))
+    # the command docs/dvc.md gives for this situation
+    commit = set(readme_commands("dvc commit", "docs/dvc.md"))
     assert len(commit) == 1, commit
     dvc(project, *commit.pop().split()[1:])
     assert status(project) == {}

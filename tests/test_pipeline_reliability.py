@@ -1,6 +1,6 @@
-"""Things a user tripped on (issue 10, part 4): a raw folder's features rerun only when a file they
-read changes, `make unlock` after a killed run, and what the README claims is reproducible where.
-(`dvc commit -f` after a Snakemake run: tests/test_pipeline_dvc.py runs the README's command.)
+"""Things a user tripped on: a raw folder's features rerun only when a file they
+read changes, `make unlock` after a killed run, and what docs/reproducibility.md claims is reproducible where.
+(`dvc commit -f` after a Snakemake run: tests/test_pipeline_dvc.py runs docs/dvc.md's command.)
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ MOSI = REPO.parent / "shared" / "data" / "mosi"
 
 
 def test_readme_scopes_bit_identical_to_one_machine():
-    text = re.sub(r"\s+", " ", (REPO / "README.md").read_text())
+    text = re.sub(r"\s+", " ", (REPO / "docs" / "reproducibility.md").read_text())
     claims = [s for s in re.split(r"(?<=[.;:])\s", text) if "bit-identical" in s]
-    assert claims, "README makes no reproducibility claim"
+    assert claims, "docs/reproducibility.md makes no reproducibility claim"
     for claim in claims:
         assert "same machine" in claim, claim
     # the largest cross-host difference observed (embedded grcf rows, 3rd decimal) is what a reader is told
-    assert re.search(r"another machine.{0,500}in the 3rd", text), "README does not say what holds across machines"
+    assert re.search(r"another machine.{0,500}in the 3rd", text), "docs/reproducibility.md does not say what holds across machines"
 
 
 @pytest.mark.slow
