@@ -1,26 +1,29 @@
 """A padded-tensor cache per feature store and split, so a job maps a split instead of rebuilding it.
 
 Every training and evaluation job reads its splits into padded arrays (`store.load_split`: Parquet
-decode, then padding). The cache keeps that result in one uncompressed file beside the store,
+decode, then padding). The cache keeps that result as plain `.npy` files in a folder beside the
+store,
 
-    features/.<store stem>.<split>-<settings>.tensors
+    features/.<store stem>.<split>-<settings>.tensors/
+        key.json          the store's identity, the settings, ids, texts, and per array its file,
+                          dtype, shape and CRC-32
+        labels.npy  feat.<m>.npy  mask.<m>.npy
 
-(`<settings>` hashes the modalities and `max_len` asked for), which a later job memory-maps
-(copy-on-write: pages are shared with other jobs through the page cache, and nothing is written
-back). Layout: 8 magic bytes, an 8-byte little-endian header length, a JSON header (the store's
-identity, the split's ids and texts, each array's dtype, shape, offset and CRC-32), then the
-arrays, each 64-byte aligned.
+(`<settings>` hashes the modalities and `max_len` asked for). A later job opens each array with
+`np.load(mmap_mode="c")`: pages come from the page cache (shared with other jobs), and the arrays
+are copy-on-write, so torch.from_numpy takes them and nothing is ever written back.
 
-It is never trusted blindly: a cache is used only when its header names the same store (size,
-mtime and a SHA-256 of the Parquet footer, which holds the schema, the grcf metadata and every
-column chunk's offset, size and statistics) and the same settings, the file has the expected
-length and every array matches its CRC-32. Anything else (a rewritten store, a truncated or
-corrupted file, a foreign file) is logged and rebuilt from the store.
+It is never trusted blindly: a cache is used only when key.json names the same store (size, mtime
+and a SHA-256 of the Parquet footer, which holds the schema, the grcf metadata and every column
+chunk's offset, size and statistics) and the same settings, and every array file loads with the
+recorded dtype and shape and matches its CRC-32. Anything else (a rewritten store, a truncated,
+corrupted or missing file, a foreign folder) is logged and rebuilt from the store.
 
-Concurrency: a miss builds the arrays from the store and writes them to a unique temp file that
-is renamed over the cache (os.replace is atomic), so several jobs may build the same cache at
-once; each reader sees a whole file, old or new. A cache that cannot be written (read-only
-folder, full disk) is logged and the job goes on with the arrays it read.
+Concurrency: a miss builds the arrays from the store into a unique temp folder, which is renamed
+into place (a rename is atomic). A stale folder is first renamed aside, then deleted; when another
+job has put a valid cache in place meanwhile, ours is simply dropped. Each reader sees one whole
+folder. A cache that cannot be written (read-only folder, full disk) is logged and the job goes on
+with the arrays it read. Empty splits are cached like any other (zero-length arrays).
 """
 
 from __future__ import annotations
@@ -28,9 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import mmap
 import os
-import struct
+import shutil
 import tempfile
 import time
 import zlib
@@ -43,13 +45,14 @@ from grcf.errors import DataError
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"GRCFTC1\n"
-ALIGN = 64
+KEY_FILE = "key.json"
+FORMAT = "grcf-tensor-cache/npy-1"
 FOOTER_BYTES = 1 << 16  # at most this much of the store's tail is hashed (its footer is there)
 STALE_TMP_SECONDS = 3600
 
 
 def cache_path(store, split: str, modalities, max_len) -> Path:
+    """The cache folder of one store, split and settings."""
     store = Path(store)
     settings = json.dumps({"modalities": modalities, "max_len": max_len}, sort_keys=True)
     tag = hashlib.sha256(settings.encode()).hexdigest()[:12]
@@ -84,29 +87,28 @@ class CachedSplit:
 
 
 def load_split_cached(store, split: str, modalities=None, max_len: dict | None = None, *, use_cache: bool = True):
-    """`store.load_split` through the cache; features and labels checked finite when first read."""
+    """`store.load_split` through the cache; features and labels checked finite when first read.
+
+    An empty split loads (and is cached) as zero-length arrays; callers that need rows refuse it."""
     store = Path(store)
     max_len = {m: v for m, v in (max_len or {}).items() if v is not None} or None
     mods = list(modalities) if modalities else None
     ident = store_identity(store)
     path = cache_path(store, split, mods, max_len)
+    key = {"format": FORMAT, "store": ident, "split": split, "modalities": mods, "max_len": max_len}
+    seen = _inode(path)  # the folder found bad here is replaced; one another job puts in place is kept
     if use_cache:
-        hit = _read(path, ident, split, mods, max_len)
+        hit = _read(path, key)
         if hit is not None:
-            ids, texts, arrays = hit
-            return CachedSplit(ids=ids, labels=arrays.pop("labels"), texts=texts,
-                         features={k[5:]: v for k, v in arrays.items() if k.startswith("feat:")},
-                         masks={k[5:]: v for k, v in arrays.items() if k.startswith("mask:")})
+            return hit
     from grcf.data.store import load_split
 
     s = load_split(store, split, modalities=mods, max_len=max_len)
     check_split_finite(store, split, s)
     if use_cache:
-        arrays = {"labels": s.labels, **{f"feat:{m}": x for m, x in s.features.items()},
-                  **{f"mask:{m}": x for m, x in s.masks.items()}}
-        header = {"store": ident, "split": split, "modalities": mods, "max_len": max_len,
-                  "ids": [str(i) for i in s.ids], "texts": s.texts}
-        _write(path, header, arrays)
+        arrays = {"labels": s.labels, **{f"feat.{m}": x for m, x in s.features.items()},
+                  **{f"mask.{m}": x for m, x in s.masks.items()}}
+        _write(path, {**key, "ids": [str(i) for i in s.ids], "texts": s.texts}, arrays, seen)
     return s
 
 
@@ -121,82 +123,119 @@ def check_split_finite(store, split: str, s) -> None:
             raise DataError(store, f"split {split}: {m} features contain NaN or inf", record=s.ids[rows[0]])
 
 
-# ---------------------------------------------------------------- the file
+# ---------------------------------------------------------------- the folder
 
 
-def _write(path: Path, header: dict, arrays: dict) -> None:
-    entries, offset = {}, 0
-    for name, a in arrays.items():
-        a = np.ascontiguousarray(a)
-        entries[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes,
-                         "crc32": zlib.crc32(memoryview(a).cast("B")) if a.nbytes else 0}
-        offset += -(-a.nbytes // ALIGN) * ALIGN
-    header = json.dumps({**header, "arrays": entries, "data_bytes": offset}).encode()
-    start = -(-(len(MAGIC) + 8 + len(header)) // ALIGN) * ALIGN
+def _crc(a: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B")) if a.nbytes else 0
+
+
+def _inode(path: Path):
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _write(path: Path, key: dict, arrays: dict, seen=None) -> None:
     tmp = None
     try:
         _remove_stale_temps(path)
-        fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + struct.pack("<Q", len(header)) + header)
-            f.write(b"\0" * (start - f.tell()))
-            for name, a in arrays.items():
-                f.seek(start + entries[name]["offset"])
-                f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
-            f.truncate(start + offset)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+        entries = {}
+        for name, a in arrays.items():
+            a = np.ascontiguousarray(a)
+            np.save(tmp / f"{name}.npy", a, allow_pickle=False)
+            entries[name] = {"file": f"{name}.npy", "dtype": a.dtype.str, "shape": list(a.shape), "crc32": _crc(a)}
+        (tmp / KEY_FILE).write_text(json.dumps({**key, "arrays": entries}))
+        os.chmod(tmp, 0o755)
+        _move_into_place(tmp, path, seen)
         tmp = None
     except OSError as e:
         log.warning("%s: could not write the tensor cache (%s); continuing without it", path, e)
     finally:
         if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, path: Path, seen) -> None:
+    """Rename the built folder onto `path`. The folder found there before (`seen`: its inode, stale or
+    damaged) is renamed aside first; one another job has put in place since, for the same store and
+    settings, is kept and ours dropped."""
+    last = None
+    for _ in range(3):
+        try:
+            os.rename(tmp, path)
+            return
+        except OSError as e:
+            if not path.exists():
+                raise
+            if _inode(path) != seen and _same_key(path, tmp):
+                shutil.rmtree(tmp, ignore_errors=True)  # an equal cache was put in place meanwhile
+                return
+            aside = Path(f"{tmp}.old")
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue  # another job moved it aside; try again
+            shutil.rmtree(aside, ignore_errors=True)
+            last = e
+    raise last  # the folder kept being replaced under us
+
+
+def _same_key(path: Path, ours: Path) -> bool:
+    try:
+        a = json.loads((path / KEY_FILE).read_text())
+        b = json.loads((ours / KEY_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return {k: a.get(k) for k in b} == b
 
 
 def _remove_stale_temps(path: Path) -> None:
-    # temp files of a killed writer; a recent one may belong to a job writing right now
+    # folders of a killed writer; a recent one may belong to a job writing right now
+    path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
-    for p in path.parent.glob(f"{path.name}.*.tmp"):
+    for p in path.parent.glob(f"{path.name}.*.tmp*"):
         try:
             if now - p.stat().st_mtime > STALE_TMP_SECONDS:
-                p.unlink()
+                shutil.rmtree(p, ignore_errors=True)
         except FileNotFoundError:
             pass
 
 
-def _read(path: Path, ident: dict, split, mods, max_len):
-    """(ids, texts, arrays) from a valid cache, or None (missing, stale or corrupt: logged)."""
+def _read(path: Path, key: dict) -> CachedSplit | None:
+    """The split from a valid cache folder, or None (missing, stale or corrupt: logged)."""
+    if not path.exists():
+        return None
+    why = None
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return None
-    with f:
-        why = None
-        try:
-            size = os.fstat(f.fileno()).st_size
-            # ACCESS_COPY: writable arrays (torch.from_numpy needs that) whose writes stay private
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size else b""
-            if buf[:len(MAGIC)] != MAGIC:
-                raise ValueError("not a grcf tensor cache")
-            (n,) = struct.unpack("<Q", buf[len(MAGIC):len(MAGIC) + 8])
-            header = json.loads(bytes(buf[len(MAGIC) + 8:len(MAGIC) + 8 + n]))
-            start = -(-(len(MAGIC) + 8 + n) // ALIGN) * ALIGN
-            if (header["store"], header["split"], header["modalities"], header["max_len"]) != (ident, split, mods, max_len):
-                why = "stale (the store or the settings changed)"
-            elif size != start + header["data_bytes"]:
-                raise ValueError(f"{size} bytes, expected {start + header['data_bytes']}")
-            else:
-                arrays = {}
-                for name, e in header["arrays"].items():
-                    view = memoryview(buf)[start + e["offset"]:start + e["offset"] + e["nbytes"]]
-                    if (zlib.crc32(view) if e["nbytes"] else 0) != e["crc32"]:
-                        raise ValueError(f"array {name} fails its CRC-32")
-                    arrays[name] = np.frombuffer(buf, dtype=np.dtype(e["dtype"]), count=int(np.prod(e["shape"])),
-                                                 offset=start + e["offset"]).reshape(e["shape"])
-                ids = np.asarray(header["ids"], dtype=object)
-                return ids, header["texts"], arrays
-        except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as e:
-            why = f"corrupt ({e})"
-        log.warning("%s: tensor cache %s; rebuilding it from the store", path, why)
-        return None
+        if not path.is_dir():
+            raise ValueError("not a cache folder")
+        header = json.loads((path / KEY_FILE).read_text())
+        if {k: header.get(k) for k in key} != key:
+            why = "stale (the store or the settings changed)"
+        else:
+            arrays = {}
+            for name, e in header["arrays"].items():
+                # copy-on-write: writable arrays (torch.from_numpy needs that) whose writes stay private
+                a = np.load(path / e["file"], mmap_mode="c", allow_pickle=False)
+                if a.dtype.str != e["dtype"] or list(a.shape) != e["shape"]:
+                    raise ValueError(f"{e['file']} holds {a.dtype.str}{list(a.shape)}, expected {e['dtype']}{e['shape']}")
+                a = np.asarray(a)
+                if _crc(a) != e["crc32"]:
+                    raise ValueError(f"{e['file']} fails its CRC-32")
+                arrays[name] = a
+            n = len(header["ids"])
+            if len(arrays["labels"]) != n:
+                raise ValueError(f"{n} ids but {len(arrays['labels'])} labels")
+            return CachedSplit(ids=np.asarray(header["ids"], dtype=object), labels=arrays.pop("labels"),
+                               texts=header["texts"],
+                               features={k[5:]: v for k, v in arrays.items() if k.startswith("feat.")},
+                               masks={k[5:]: v for k, v in arrays.items() if k.startswith("mask.")})
+    except FileNotFoundError as e:  # a file missing, or the folder replaced while we read it
+        why = f"corrupt (missing {Path(e.filename or '?').name})"
+    except (ValueError, KeyError, TypeError, OSError, EOFError) as e:  # np.load raises EOFError on an empty file
+        why = f"corrupt ({type(e).__name__}: {e})" if isinstance(e, EOFError) else f"corrupt ({e})"
+    log.warning("%s: tensor cache %s; rebuilding it from the store", path, why)
+    return None
