@@ -297,3 +297,86 @@ def test_write_checks(tmp_path, case, msg):
     with pytest.raises(DataError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         write_store(p, ids=ids, splits=["train"] * 3, labels=labels, modalities={"text": seqs}, meta=META)
     assert not p.exists() and not list(tmp_path.iterdir())  # atomic: nothing left behind
+
+
+# ---------------------------------------------------------------- streaming writes, float16
+
+
+def test_generator_modalities_stream_one_row_group_at_a_time(tmp_path, monkeypatch):
+    """A generator is consumed one row group at a time (bounded memory) and writes the same rows."""
+    monkeypatch.setattr(store, "ROW_GROUP_SIZE", 16)
+    data = ragged(100, seed=2)
+    ids, splits, labels, texts, mods = data
+    pulled = []
+
+    def lazy(seqs, m):
+        for i, s in enumerate(seqs):
+            pulled.append((m, i))
+            yield s
+
+    class Spy(pq.ParquetWriter):  # how far the generators ran when each group was written
+        def write_table(self, table, *a, **k):
+            groups.append(len([p for p in pulled if p[0] == "text"]))
+            return super().write_table(table, *a, **k)
+
+    groups = []
+    monkeypatch.setattr(store.pq, "ParquetWriter", Spy)
+    p = write_store(tmp_path / "f.parquet", ids=ids, splits=splits, labels=labels, meta=META, texts=texts,
+                    modalities={m: lazy(s, m) for m, s in mods.items()})
+    assert groups == [16, 32, 48, 64, 80, 96, 100]  # never more than one group ahead
+    for split in SPLITS:
+        check_split(p, split, *data)
+
+
+@pytest.mark.parametrize("n_rows, msg", [(5, "has 5 rows, ids have 6"), (7, "more rows than the 6 ids")])
+def test_generator_with_wrong_row_count_fails_atomically(tmp_path, n_rows, msg):
+    p = tmp_path / "f.parquet"
+    with pytest.raises(DataError, match=msg):
+        write_store(p, ids=[f"s{i}" for i in range(6)], splits=["train"] * 6, labels=[0.0] * 6, meta=META,
+                    modalities={"text": (np.ones((2, 3), np.float32) for _ in range(n_rows))})
+    assert not list(tmp_path.iterdir())
+
+
+def test_float16_store_halves_bytes_and_reads_back(tmp_path):
+    data = ragged(80, seed=3)
+    ids, splits, labels, texts, mods = data
+    kw = dict(ids=ids, splits=splits, labels=labels, modalities=mods, texts=texts)
+    p32 = write_store(tmp_path / "f32.parquet", meta=META, **kw)
+    p16 = write_store(tmp_path / "f16.parquet", meta={**META, "modalities": {m: {"dtype": "float16"} for m in mods}},
+                      **kw)
+    t32, t16 = pq.read_table(p32), pq.read_table(p16)
+    for m in mods:
+        size = {k: sum(len(b) for b in t.column(f"{m}_feat").to_pylist() if b) for k, t in (("16", t16), ("32", t32))}
+        assert 2 * size["16"] == size["32"] > 0
+        assert read_meta(p16)["modalities"][m]["dtype"] == "float16"
+    rounded = {m: [None if s is None else s.astype(np.float16).astype(np.float32) for s in seqs]
+               for m, seqs in mods.items()}
+    for split in SPLITS:
+        check_split(p16, split, ids, splits, labels, texts, rounded, max_len={"text": 3})  # float32 by default
+        kept = load_split(p16, split, dtype=None)  # the stored precision (the tensor cache's choice)
+        ref = load_split(p16, split)
+        for m in mods:
+            assert kept.features[m].dtype == np.float16
+            assert np.array_equal(kept.features[m].astype(np.float32), ref.features[m])
+    assert not [x for x in validate_path(p16) if x.severity == "error"]
+
+
+def test_float16_out_of_range_and_bad_bytes(tmp_path):
+    meta16 = {**META, "modalities": {"text": {"dtype": "float16"}}}
+    big = [np.full((2, 3), 1e5, np.float32)]
+    with pytest.raises(DataError, match="exceed the range of float16"):
+        write_store(tmp_path / "f.parquet", ids=["a"], splits=["train"], labels=[0.0], meta=meta16,
+                    modalities={"text": big})
+    with pytest.raises(DataError, match="stored dtype 'int8'"):
+        write_store(tmp_path / "f.parquet", ids=["a"], splits=["train"], labels=[0.0],
+                    meta={**META, "modalities": {"text": {"dtype": "int8"}}}, modalities={"text": [np.ones((2, 3))]})
+    # validate reads float16 bytes: a NaN is found and named, lengths are counted in 2-byte steps
+    p = write_store(tmp_path / "g.parquet", ids=["a", "b", "c"], splits=["train", "test", "valid"],
+                    labels=[0.0, 1.0, 2.0], meta=meta16, modalities={"text": [np.ones((k, 3), np.float32) for k in (2, 4, 1)]})
+    t = pq.read_table(p)
+    raw = bytearray(t.column("text_feat")[1].as_py())
+    raw[0:2] = np.array([np.nan], np.float16).tobytes()
+    col = pa.array([t.column("text_feat")[0].as_py(), bytes(raw), t.column("text_feat")[2].as_py()], pa.large_binary())
+    pq.write_table(t.set_column(t.schema.get_field_index("text_feat"), "text_feat", col), p)
+    errors = [x for x in validate_path(p) if x.severity == "error"]
+    assert len(errors) == 1 and "NaN" in errors[0].message and errors[0].record == "b", errors

@@ -115,7 +115,8 @@ def cmd_train_stage2(args):
 def cmd_evaluate(args):
     from grcf.training.evaluate import evaluate_run
 
-    result = evaluate_run(_run_cfg(args), args.features, args.model, args.out_dir, args.seed, params_file=args.params)
+    result = evaluate_run(_run_cfg(args), args.features, args.model, args.out_dir, args.seed, params_file=args.params,
+                          test_features=args.test_features)
     print(" ".join(f"{k}={v:.4f}" for k, v in result["test"].items()))
 
 
@@ -290,8 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
                      cmd_train_stage1, out="stage-1 checkpoint (.pt)", log="per-epoch log (CSV)")
     _add_run_command(sub, "train-stage2", "stage 2: calibration from the stage-1 checkpoint; best epoch by validation MAE",
                      cmd_train_stage2, init="the stage-1 checkpoint", out="stage-2 checkpoint (.pt)", log="per-epoch log (CSV)")
-    _add_run_command(sub, "evaluate", "metrics.json (test, valid beside it), predictions.csv, run_info.json",
-                     cmd_evaluate, model="the stage-2 checkpoint", out_dir="the run's folder for the three files")
+    p = _add_run_command(sub, "evaluate", "metrics.json (test, valid beside it), predictions.csv, run_info.json",
+                         cmd_evaluate, model="the stage-2 checkpoint", out_dir="the run's folder for the three files")
+    p.add_argument("--test-features", type=Path, default=None,
+                   help="transfer: take the test fold from this store (another dataset, same encoder)")
 
     p = sub.add_parser("summarize", help="mean ± std over seeds and paired comparisons (CSV, Markdown, LaTeX, JSON)")
     _add_params(p)

@@ -1,5 +1,6 @@
 # Check the source cheaply first (a bad dataset fails in seconds, before any GPU job),
-# then build the Parquet feature store.
+# then build the Parquet feature store. Both read the dataset's files through one manifest
+# (dataset_sources): a failure prints one input path, not one per clip.
 
 
 rule validate:
@@ -16,6 +17,7 @@ rule validate:
         "grcf validate --params {PARAMS_FILE} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
 
 
+# the longest job on real clips: its progress bars reach the console as a line every 20 s
 rule features:
     input:
         validation="features/{dataset}.validation.json",
@@ -31,4 +33,5 @@ rule features:
     log:
         "logs/features/{dataset}.log",
     shell:
-        "grcf features build --params {PARAMS_FILE} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "grcf features build --params {PARAMS_FILE} --dataset {wildcards.dataset} --out {output} "
+        + progress("features {wildcards.dataset}")

@@ -28,7 +28,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -55,14 +55,21 @@ def write_store(
     ids: Sequence[str],
     splits: Sequence[str],
     labels: Sequence[float],
-    modalities: dict[str, Sequence[np.ndarray | None]],
+    modalities: dict[str, Iterable[np.ndarray | None]],
     meta: dict,
     video_ids: Sequence[str] | None = None,
     clip_ids: Sequence[str] | None = None,
     texts: Sequence[str | None] | None = None,
     extra_columns: dict[str, Sequence] | None = None,
 ) -> Path:
-    """Check and write one dataset atomically. `modalities[m][i]` is [L_i, D] or None."""
+    """Check and write one dataset atomically. `modalities[m]` yields, in row order, each row's
+    [L_i, D] array or None: a list, or an iterator (e.g. a feature extractor's generator).
+
+    The file is written one row group (ROW_GROUP_SIZE rows) at a time through a ParquetWriter, and
+    an iterator is consumed one group at a time, so the features of the whole dataset are never in
+    memory together: peak memory is one row group's features, whatever the dataset's size.
+    `meta["modalities"][m]["dtype"]` ("float32", default, or "float16") is the stored precision.
+    """
     path = Path(path)
     n = len(ids)
     ids = [str(i) for i in ids]
@@ -90,30 +97,95 @@ def write_store(
         "label": pa.array(labels, pa.float64()),
         "raw_text": pa.array(list(texts) if texts is not None else [None] * n, pa.string()),
     }
-    mod_meta = dict(meta.get("modalities", {}))
+    mod_meta = {m: dict(v) for m, v in meta.get("modalities", {}).items()}
+    rows: dict[str, _Rows] = {}
     for m, seqs in modalities.items():
-        if len(seqs) != n:
+        if hasattr(seqs, "__len__") and len(seqs) != n:
             raise DataError(path, f"modality {m} has {len(seqs)} rows, ids have {n}")
-        dim = mod_meta.get(m, {}).get("dim") or _infer_dim(seqs)
+        rows[m] = _Rows(path, m, seqs, n)
+        dtype = mod_meta.get(m, {}).get("dtype", "float32")
+        if dtype not in FEATURE_DTYPES:
+            raise DataError(path, f"{m}: stored dtype {dtype!r} is not one of {sorted(FEATURE_DTYPES)}")
+        dim = mod_meta.get(m, {}).get("dim") or rows[m].infer_dim()
         if dim is None:
             raise DataError(path, f"modality {m} is empty for every sample")
-        columns[f"{m}_feat"], columns[f"{m}_len"] = _sequence_column(path, m, seqs, dim, ids)
-        mod_meta[m] = {**mod_meta.get(m, {}), "dim": int(dim)}
-    for name, values in (extra_columns or {}).items():
-        columns[name] = pa.array(values)
+        mod_meta[m] = {**mod_meta.get(m, {}), "dim": int(dim), "dtype": dtype}
+    extra = {name: pa.array(values) for name, values in (extra_columns or {}).items()}
+    for name, col in extra.items():
+        if len(col) != n:
+            raise DataError(path, f"column {name} has {len(col)} rows, ids have {n}")
 
     full_meta = {**meta, "modalities": mod_meta, "format_version": FORMAT_VERSION}
-    table = pa.table(columns)
-    table = table.replace_schema_metadata({META_KEY: json.dumps(full_meta).encode()})
+    fields = [pa.field(k, v.type) for k, v in columns.items()]
+    for m in modalities:
+        fields += [pa.field(f"{m}_feat", pa.large_binary()), pa.field(f"{m}_len", pa.int32())]
+    fields += [pa.field(k, v.type) for k, v in extra.items()]
+    schema = pa.schema(fields, metadata={META_KEY: json.dumps(full_meta).encode()})
+    feats = {f"{m}_feat" for m in modalities}
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    # feature bytes: no dictionary and no statistics (min/max of 150 kB values would bloat
+    # the footer); strings keep dictionaries. Compression: see FEATURE_COMPRESSION.
+    compression = {f.name: FEATURE_COMPRESSION if f.name in feats else "lz4" for f in schema}
     with atomic_path(path) as tmp:
-        # feature bytes: no dictionary and no statistics (min/max of 150 kB values would bloat
-        # the footer); strings keep dictionaries. Compression: see FEATURE_COMPRESSION.
-        feats = {f"{m}_feat" for m in modalities}
-        strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        compression = {f.name: FEATURE_COMPRESSION if f.name in feats else "lz4" for f in table.schema}
-        pq.write_table(table, tmp, compression=compression, use_dictionary=strings, row_group_size=ROW_GROUP_SIZE,
-                       write_statistics=[f.name for f in table.schema if f.name not in feats])
+        with pq.ParquetWriter(tmp, schema, compression=compression, use_dictionary=strings,
+                              write_statistics=[f.name for f in schema if f.name not in feats]) as writer:
+            for a in range(0, max(n, 1), ROW_GROUP_SIZE):
+                b = min(a + ROW_GROUP_SIZE, n)
+                group = {k: v.slice(a, b - a) for k, v in columns.items()}
+                for m in modalities:
+                    dim, dtype = mod_meta[m]["dim"], np.dtype(mod_meta[m]["dtype"]).newbyteorder("<")
+                    group[f"{m}_feat"], group[f"{m}_len"] = _sequence_column(path, m, rows[m].take(b - a), dim,
+                                                                            ids[a:b], dtype)
+                group.update({k: v.slice(a, b - a) for k, v in extra.items()})
+                writer.write_table(pa.table(group, schema=schema), row_group_size=ROW_GROUP_SIZE)
+        for m in modalities:
+            rows[m].finish()
     return path
+
+
+FEATURE_DTYPES = {"float32": "<f4", "float16": "<f2"}
+
+
+class _Rows:
+    """A modality's rows, taken a row group at a time from a list or an iterator."""
+
+    def __init__(self, path, m, seqs, n):
+        self.path, self.m, self.n = path, m, n
+        self.seqs = seqs if hasattr(seqs, "__getitem__") else None
+        self.it = None if self.seqs is not None else iter(seqs)
+        self.buffer: list = []  # rows read ahead (to learn the dim) and not yet written
+        self.pos = 0
+
+    def infer_dim(self):
+        if self.seqs is not None:
+            return _infer_dim(self.seqs)
+        for s in self.buffer:
+            if s is not None:
+                return int(np.asarray(s).shape[-1])
+        for s in self.it:
+            self.buffer.append(s)
+            if s is not None:
+                return int(np.asarray(s).shape[-1])
+        return None
+
+    def take(self, k: int) -> list:
+        if self.seqs is not None:
+            out = list(self.seqs[self.pos:self.pos + k])
+        else:
+            out = self.buffer[:k]
+            self.buffer = self.buffer[k:]
+            out += [s for _, s in zip(range(k - len(out)), self.it)]
+        self.pos += k
+        if len(out) != k:
+            raise DataError(self.path, f"modality {self.m} has {self.pos - k + len(out)} rows, ids have {self.n}")
+        return out
+
+    def finish(self):
+        if self.it is not None and (self.buffer or next(self.it, _END) is not _END):
+            raise DataError(self.path, f"modality {self.m} has more rows than the {self.n} ids")
+
+
+_END = object()
 
 
 def _check_unique(path, ids):
@@ -131,8 +203,8 @@ def _infer_dim(seqs):
     return None
 
 
-def _sequence_column(path, m, seqs, dim, ids):
-    """(large_binary column of raw little-endian float32 bytes, int32 lengths)."""
+def _sequence_column(path, m, seqs, dim, ids, dtype=_F4):
+    """(large_binary column of raw little-endian `dtype` bytes, int32 lengths)."""
     n = len(seqs)
     lens = np.zeros(n, dtype=np.int32)
     valid = np.zeros(n, dtype=bool)
@@ -140,15 +212,20 @@ def _sequence_column(path, m, seqs, dim, ids):
     for i, s in enumerate(seqs):
         if s is None:
             continue
-        a = np.asarray(s, dtype=_F4)
+        a = np.asarray(s)
         if a.ndim != 2 or a.shape[1] != dim:
             raise DataError(path, f"{m} features have shape {a.shape}, expected (L, {dim})", record=ids[i])
         if not np.isfinite(a).all():
             raise DataError(path, f"{m} features contain NaN or inf", record=ids[i])
+        with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+            a = a.astype(dtype, copy=False)
+        if not np.isfinite(a).all():  # finite before, not after: out of float16's range (|x| > 65504)
+            raise DataError(path, f"{m} features exceed the range of {dtype.name}; store them as float32",
+                            record=ids[i])
         lens[i], valid[i], arrays[i] = a.shape[0], True, a
     parts = [a.reshape(-1) for a in arrays if a is not None]
-    data = np.concatenate(parts) if parts else np.zeros(0, _F4)
-    offsets = np.concatenate([[0], np.cumsum(lens.astype(np.int64) * (dim * 4))])
+    data = np.concatenate(parts) if parts else np.zeros(0, dtype)
+    offsets = np.concatenate([[0], np.cumsum(lens.astype(np.int64) * (dim * dtype.itemsize))])
     nulls = int((~valid).sum())
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
     # large_binary (int64 offsets; Parquet BYTE_ARRAY on disk either way): a split's column reads
@@ -205,8 +282,12 @@ def available_modalities(meta: dict) -> list[str]:
     return [m for m in MODALITIES if m in meta.get("modalities", {})]
 
 
-def load_split(path, split: str, modalities=None, max_len: dict | None = None) -> Split:
-    """Read one split into padded arrays; `max_len[m]` truncates long sequences."""
+def load_split(path, split: str, modalities=None, max_len: dict | None = None, dtype=np.float32) -> Split:
+    """Read one split into padded arrays; `max_len[m]` truncates long sequences.
+
+    Features come back as `dtype` (default float32, whatever the stored precision); `dtype=None`
+    keeps the stored one (float16 stores then pad to half the memory: the tensor cache does that).
+    """
     meta = read_meta(path)
     present = available_modalities(meta)
     modalities = present if modalities is None else [m for m in modalities if m in present]
@@ -219,16 +300,27 @@ def load_split(path, split: str, modalities=None, max_len: dict | None = None) -
     )
     for m in modalities:
         dim = meta["modalities"][m]["dim"]
+        stored = stored_dtype(path, meta, m)
         cap = (max_len or {}).get(m)
         col = table.column(f"{m}_feat")
         if _is_binary(col.type):
             lens = _take(table.column(f"{m}_len"), rows).to_numpy(zero_copy_only=False)
             ids = out.ids
             out.features[m], out.masks[m] = _pad_binary(col, dim, cap, rows, lens=lens, path=path,
-                                                        record=lambda i: ids[i], name=m)
+                                                        record=lambda i: ids[i], name=m, stored=stored)
         else:  # format version 1: list<fixed_size_list<float32, D>>
             out.features[m], out.masks[m] = _pad(col, dim, cap, rows)
+        if dtype is not None and out.features[m].dtype != dtype:
+            out.features[m] = out.features[m].astype(dtype)
     return out
+
+
+def stored_dtype(path, meta: dict, m: str) -> np.dtype:
+    """The little-endian float dtype a modality's feature bytes hold (float32 when not recorded)."""
+    name = meta["modalities"][m].get("dtype", "float32")
+    if name not in FEATURE_DTYPES:
+        raise DataError(path, f"{m}: stored dtype {name!r} is not one of {sorted(FEATURE_DTYPES)}")
+    return np.dtype(FEATURE_DTYPES[name])
 
 
 def _read_split(path, split, cols):
@@ -256,14 +348,14 @@ def _take(column, rows):
     return column if rows is None else column.take(pa.array(rows))
 
 
-def pad_sequences(column: pa.ChunkedArray, dim: int, cap: int | None = None):
+def pad_sequences(column: pa.ChunkedArray, dim: int, cap: int | None = None, stored=_F4):
     """A feature column -> ([N, L, D] float32, [N, L] bool).
 
     Binary (format 2: raw float32 bytes, L = byte length / (4 * dim)) or
     list<fixed_size_list<float32>> (format 1).
     """
     if _is_binary(column.type):
-        return _pad_binary(column, dim, cap)
+        return _pad_binary(column, dim, cap, stored=np.dtype(stored))
     return _pad(column, dim, cap)
 
 
@@ -287,15 +379,17 @@ def _binary_layout(arr, step: int):
 
 
 def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | None = None, *, lens=None,
-                path=None, record=None, name="feature"):
+                path=None, record=None, name="feature", stored=_F4):
     """Pad the rows `rows` (default all, sorted) of a binary feature column.
 
     Each chunk's data buffer is viewed once as [steps, dim] float32 and gathered into the padded
     array with one `np.take` per chunk (no per-row Python loop, no intermediate copy). `lens`
-    (the stored lengths of the selected rows) are checked against the byte lengths.
+    (the stored lengths of the selected rows) are checked against the byte lengths. The padded
+    array has the stored dtype (`stored`: float32 or float16 bytes).
     """
+    size = stored.itemsize
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    step = 4 * dim
+    step = size * dim
     layouts = [_binary_layout(arr, step) for arr in chunks]
     chunk_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(chunks)]) if chunks else np.zeros(0, int)
     start = np.concatenate([lay[1] for lay in layouts]) if layouts else np.zeros(0, np.int64)
@@ -310,21 +404,21 @@ def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | Non
         if bad.size:
             i = int(bad[0])
             raise DataError(where, f"{name}_feat holds {nbytes[i]} bytes but {name}_len is {lens[i]} "
-                                   f"(expected {lens[i]} x {dim} x 4 = {int(lens[i]) * step}); rebuild the store",
+                                   f"(expected {lens[i]} x {dim} x {size} = {int(lens[i]) * step}); rebuild the store",
                             record=rec(i))
     bad = np.flatnonzero(nbytes % step)
     if bad.size:
         i = int(bad[0])
-        raise DataError(where, f"{name}_feat holds {nbytes[i]} bytes, not a multiple of {dim} x 4", record=rec(i))
+        raise DataError(where, f"{name}_feat holds {nbytes[i]} bytes, not a multiple of {dim} x {size}", record=rec(i))
     full = nbytes // step
     take = full if cap is None else np.minimum(full, cap)
     width = max(int(take.max()) if n else 0, 1)
     mask = np.arange(width)[None, :] < take[:, None]
     if n and chunk_of[0] == chunk_of[-1] and (take == width).all():
-        view = _contiguous_view(layouts[int(chunk_of[0])][0], start, width, step, dim)
+        view = _contiguous_view(layouts[int(chunk_of[0])][0], start, width, step, dim, stored)
         if view is not None:
             return view, mask
-    feats = np.empty((n, width, dim), dtype=np.float32)
+    feats = np.empty((n, width, dim), dtype=stored.newbyteorder("="))
     # rows are sorted, so the rows of each chunk are one contiguous block of the output
     cuts = np.searchsorted(chunk_of, np.arange(len(chunks) + 1)) if n else np.zeros(len(chunks) + 1, int)
     for k, (data, _, _) in enumerate(layouts):
@@ -338,15 +432,15 @@ def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | Non
             continue
         base = int(start[a:b][used].min())
         rel = start[a:b] - base
-        if (rel[used] % step).any() or base % 4:
+        if (rel[used] % step).any() or base % size:
             # rows not on a common [steps, dim] grid (only from a foreign writer): copy row by row
             out[:] = 0
             for j in np.flatnonzero(used):
                 s0 = int(start[a + j])
-                feats[a + j, :take[a + j]] = np.frombuffer(data[s0:s0 + int(take[a + j]) * step], _F4).reshape(-1, dim)
+                feats[a + j, :take[a + j]] = np.frombuffer(data[s0:s0 + int(take[a + j]) * step], stored).reshape(-1, dim)
             continue
         end = int((rel[used] + take[a:b][used] * step).max())
-        values = np.frombuffer(data, _F4, count=end // 4, offset=base).reshape(-1, dim)
+        values = np.frombuffer(data, stored, count=end // size, offset=base).reshape(-1, dim)
         first = np.where(used, rel // step, 0)
         if (take[a:b] == width).all() and (np.diff(first) == width).all():
             out[:] = values[first[0]:first[0] + (b - a) * width]  # back to back, full width: one slice copy
@@ -359,8 +453,8 @@ def _pad_binary(column, dim: int, cap: int | None = None, rows: np.ndarray | Non
     return feats, mask
 
 
-def _contiguous_view(data, start, width, step, dim):
-    """[n, width, dim] float32 view of `data` when the rows are back to back, or None.
+def _contiguous_view(data, start, width, step, dim, stored=_F4):
+    """[n, width, dim] `stored` view of `data` when the rows are back to back, or None.
 
     The common case (MMSA-style aligned data: every row full width) then costs no copy: the
     array is a writable view of the Arrow buffer it was decoded into (kept alive by the view).
@@ -368,12 +462,12 @@ def _contiguous_view(data, start, width, step, dim):
     """
     n = len(start)
     base = int(start[0])
-    if base % 4 or not data.flags.writeable or (np.diff(start) != width * step).any():
+    if base % stored.itemsize or not data.flags.writeable or (np.diff(start) != width * step).any():
         return None
     nbytes = n * width * step
     if 2 * nbytes < data.nbytes or base + nbytes > data.nbytes:
         return None
-    return np.frombuffer(data, _F4, count=nbytes // 4, offset=base).reshape(n, width, dim)
+    return np.frombuffer(data, stored, count=nbytes // stored.itemsize, offset=base).reshape(n, width, dim)
 
 
 def _pad(column, dim: int, cap: int | None = None, rows: np.ndarray | None = None):
@@ -464,7 +558,12 @@ def check(path, sink, *, label_range=None, check_media=True):
         dim = mm.get("dim")
         ftype = table.schema.field(fc).type
         if pa.types.is_binary(ftype) or pa.types.is_large_binary(ftype):  # format version 2: raw float32 bytes
-            checked = _check_binary_feat(path, sink, table, m, dim, ids, splits)
+            stored = FEATURE_DTYPES.get(mm.get("dtype", "float32"))
+            if stored is None:
+                sink.error(path, f"stored dtype {mm.get('dtype')!r} of {m} is not one of {sorted(FEATURE_DTYPES)}",
+                           field=fc)
+                continue
+            checked = _check_binary_feat(path, sink, table, m, dim, ids, splits, np.dtype(stored))
             if checked is None:
                 continue
             valid, real = checked
@@ -517,14 +616,15 @@ def check(path, sink, *, label_range=None, check_media=True):
     sink.info["rows"] = len(ids)
 
 
-def _check_binary_feat(path, sink, table, m, dim, ids, splits):
-    """Format-2 `m_feat` (binary, [L, D] float32 bytes per row): byte lengths vs `m_len` and the
-    metadata dim, NaN/inf values. Returns (valid rows, steps per row) or None when unusable."""
+def _check_binary_feat(path, sink, table, m, dim, ids, splits, stored=_F4):
+    """Format-2 `m_feat` (binary, [L, D] float32 or float16 bytes per row): byte lengths vs `m_len`
+    and the metadata dim, NaN/inf values. Returns (valid rows, steps per row) or None when unusable."""
+    size = stored.itemsize
     fc, lc = f"{m}_feat", f"{m}_len"
     if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
         sink.error(path, f"the metadata gives no valid dim for {m} ({dim!r}); it is needed to read {fc}", field=fc)
         return None
-    step = 4 * dim
+    step = size * dim
     chunks = table.column(fc).chunks
     layouts = [_binary_layout(a, step) for a in chunks]
     valid = (np.concatenate([a.is_valid().to_numpy(zero_copy_only=False) for a in chunks]) if chunks
@@ -535,7 +635,7 @@ def _check_binary_feat(path, sink, table, m, dim, ids, splits):
         want = lens * step
         for i in np.flatnonzero(valid & (nbytes != want)):
             if nbytes[i] % step:  # the bytes are not whole steps: the feature bytes are corrupt
-                sink.error(path, f"{fc} holds {nbytes[i]} bytes, not {lc} x {dim} x 4 = {lens[i]} x {dim} x 4 = "
+                sink.error(path, f"{fc} holds {nbytes[i]} bytes, not {lc} x {dim} x {size} = {lens[i]} x {dim} x {size} = "
                                 f"{want[i]}", record=ids[i], split=splits[i], field=fc, check="byte length")
             else:
                 sink.error(path, f"{lc} is {lens[i]} but the sequence has {nbytes[i] // step} steps", record=ids[i],
@@ -543,23 +643,23 @@ def _check_binary_feat(path, sink, table, m, dim, ids, splits):
     else:
         sink.error(path, f"column {lc} is missing", field=lc)
         for i in np.flatnonzero(valid & (nbytes % step != 0)):
-            sink.error(path, f"{fc} holds {nbytes[i]} bytes, not a multiple of {dim} x 4", record=ids[i],
+            sink.error(path, f"{fc} holds {nbytes[i]} bytes, not a multiple of {dim} x {size}", record=ids[i],
                        split=splits[i], field=fc, check="byte length")
-    # NaN/inf: view each chunk's data as float32 once, map bad values back to their rows
+    # NaN/inf: view each chunk's data as the stored dtype once, map bad values back to their rows
     bad_rows, bad_vals, row0 = [], [], 0
     for (data, start, nb), a in zip(layouts, chunks):
-        if data.size >= 4 and nb.any():
+        if data.size >= size and nb.any():
             used = nb > 0
             end = int((start[used] + nb[used]).max())
-            # rows normally start 4-byte aligned; after a corrupt row they may not: one view per alignment
-            for res in np.unique(start[used] % 4):
-                base = int(start[used & (start % 4 == res)].min())
-                v = np.frombuffer(data, np.dtype("<f4"), count=(end - base) // 4, offset=base)
+            # rows normally start aligned; after a corrupt row they may not: one view per alignment
+            for res in np.unique(start[used] % size):
+                base = int(start[used & (start % size == res)].min())
+                v = np.frombuffer(data, stored, count=(end - base) // size, offset=base)
                 pos = np.flatnonzero(~np.isfinite(v))
                 if pos.size:
-                    byte = base + pos * 4
+                    byte = base + pos * size
                     r = np.maximum(np.searchsorted(start, byte, side="right") - 1, 0)
-                    inside = (byte >= start[r]) & (byte + 4 <= start[r] + nb[r]) & (start[r] % 4 == res)
+                    inside = (byte >= start[r]) & (byte + size <= start[r] + nb[r]) & (start[r] % size == res)
                     bad_rows.append(r[inside] + row0)
                     bad_vals.append(v[pos[inside]])
         row0 += len(a)

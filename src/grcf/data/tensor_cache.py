@@ -103,7 +103,9 @@ def load_split_cached(store, split: str, modalities=None, max_len: dict | None =
             return hit
     from grcf.data.store import load_split
 
-    s = load_split(store, split, modalities=mods, max_len=max_len)
+    # the stored precision is kept: a float16 store's padded arrays take half the memory; the
+    # training code casts each batch to float32 (train.Tensors.take)
+    s = load_split(store, split, modalities=mods, max_len=max_len, dtype=None)
     check_split_finite(store, split, s)
     if use_cache:
         arrays = {"labels": s.labels, **{f"feat.{m}": x for m, x in s.features.items()},

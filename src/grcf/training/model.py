@@ -113,7 +113,25 @@ def encoder_parameters(model: nn.Module) -> list:
 
 def masked_stats(x, mask):
     """Per-feature mean and std over the valid steps of a padded [N, L, D] array."""
+    if x.dtype != torch.float32:
+        return _masked_stats_chunked(x, mask)
     valid = x[mask]
     if valid.shape[0] < 2:
         return torch.zeros(x.shape[-1]), torch.ones(x.shape[-1])
     return valid.mean(0), valid.std(0)
+
+
+def _masked_stats_chunked(x, mask, rows: int = 1024):
+    """masked_stats of a reduced-precision (float16) array: two passes over row chunks, summed in
+    float64, so neither a float32 copy of the whole array nor of its valid steps is made."""
+    n = int(mask.sum())
+    if n < 2:
+        return torch.zeros(x.shape[-1]), torch.ones(x.shape[-1])
+    total = torch.zeros(x.shape[-1], dtype=torch.float64)
+    for a in range(0, len(x), rows):
+        total += x[a:a + rows][mask[a:a + rows]].double().sum(0)
+    mean = total / n
+    sq = torch.zeros_like(mean)
+    for a in range(0, len(x), rows):
+        sq += ((x[a:a + rows][mask[a:a + rows]].double() - mean) ** 2).sum(0)
+    return mean.float(), (sq / (n - 1)).sqrt().float()

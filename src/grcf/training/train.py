@@ -74,15 +74,18 @@ class Tensors:
         return len(self.ids)
 
     def take(self, idx):
-        return {m: x[idx] for m, x in self.features.items()}, {m: k[idx] for m, k in self.masks.items()}
+        # float16 features (a float16 store: half the memory) become float32 one batch at a time
+        return ({m: x[idx].float() if x.dtype == torch.float16 else x[idx] for m, x in self.features.items()},
+                {m: k[idx] for m, k in self.masks.items()})
 
 
 def load_tensors(features_path, split: str, cfg: dict, device) -> Tensors:
     """One split on `device`, through the padded-tensor cache beside the store (grcf.data.tensor_cache),
     its labels and features checked finite once (the training step does not check them)."""
     s = load_split_cached(features_path, split, modalities=cfg.get("modalities"), max_len=cfg["model"].get("max_len"))
-    if len(s) == 0:
-        raise GrcfError(f"{features_path}: split {split!r} is empty")
+    if len(s) == 0:  # an empty split cannot train, select or be evaluated: refuse it by name, before any output
+        raise GrcfError(f"{features_path}: split {split!r} has no rows (training needs train and valid rows, evaluation"
+                        " valid and test rows; a dataset's split comes from its source, e.g. label.csv's `mode` column)")
     features = {m: torch.from_numpy(x) for m, x in s.features.items()}
     masks = {m: torch.from_numpy(x) for m, x in s.masks.items()}
     spec = backbone_spec(cfg["model"])

@@ -38,7 +38,19 @@ def load_text_model(name: str = "default"):
     return tokenizer, model
 
 
-def encode_texts(
+# Stored precision of token states. float16 halves the store (and the padded arrays training
+# maps); measured on text-only CMU-MOSI in docs/scale.md: the test metrics match float32's to the
+# third decimal. Values beyond float16's range (|x| > 65504) fail the build instead of turning inf.
+STORE_DTYPE = "float16"
+CHUNK = 4096  # texts encoded (and then written) together: bounds memory, keeps length-sorting
+
+
+def encode_texts(texts, **kw) -> list[np.ndarray]:
+    """One float32 [L_i, D] array of last hidden states per text, real tokens only (in input order)."""
+    return list(iter_text_features(texts, **kw))
+
+
+def iter_text_features(
     texts,
     *,
     model="default",
@@ -47,10 +59,17 @@ def encode_texts(
     device: str = "cpu",
     progress: bool = True,
     source="texts",
-) -> list[np.ndarray]:
-    """One float32 [L_i, D] array of last hidden states per text, real tokens only."""
+    chunk: int = CHUNK,
+):
+    """Yield each text's float32 [L_i, D] last hidden states (real tokens only), in input order.
+
+    Texts are taken `chunk` at a time: each chunk is tokenized once, sorted by token count so a
+    batch pads little, encoded, and yielded back in input order, so memory holds one chunk's
+    states, never the dataset's (the store writer consumes this one row group at a time).
+    Torch uses the threads the job was given (OMP_NUM_THREADS, which Snakemake sets from the
+    rule's `threads`), else every core this process may run on. Progress goes to stderr.
+    """
     import torch
-    from tqdm.auto import tqdm
 
     texts = list(texts)
     for i, t in enumerate(texts):
@@ -60,21 +79,49 @@ def encode_texts(
         tokenizer, enc = model
     else:
         tokenizer, enc = load_text_model(model)
+    _use_cores(device)
     enc = enc.to(device).eval()
-    # sort by length so each batch pads little; results are put back in input order
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[np.ndarray | None] = [None] * len(texts)
-    bar = tqdm(total=len(texts), desc="text", unit="sent", disable=not progress)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt").to(device)
-            hidden = enc(**batch).last_hidden_state.float().cpu().numpy()
-            # select by the mask, not a prefix, so left-padding tokenizers work too
-            mask = batch["attention_mask"].bool().cpu().numpy()
-            for j, i in enumerate(idx):
-                out[i] = np.ascontiguousarray(hidden[j][mask[j]], dtype=np.float32)
-            bar.update(len(idx))
-    bar.close()
-    return out  # type: ignore[return-value]
+    bar = _progress(len(texts), progress)
+    try:
+        for c0 in range(0, len(texts), chunk):
+            part = texts[c0:c0 + chunk]
+            lengths = [len(t) for t in tokenizer(part, truncation=True, max_length=max_length)["input_ids"]]
+            order = sorted(range(len(part)), key=lambda i: lengths[i])
+            out: list = [None] * len(part)
+            with torch.inference_mode():
+                for b0 in range(0, len(order), batch_size):
+                    idx = order[b0:b0 + batch_size]
+                    batch = tokenizer([part[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                                      return_tensors="pt").to(device)
+                    hidden = enc(**batch).last_hidden_state.float().cpu().numpy()
+                    # select by the mask, not a prefix, so left-padding tokenizers work too
+                    mask = batch["attention_mask"].bool().cpu().numpy()
+                    for j, i in enumerate(idx):
+                        out[i] = np.ascontiguousarray(hidden[j][mask[j]], dtype=np.float32)
+                    bar.update(len(idx))
+            yield from out
+    finally:
+        bar.close()
+
+
+def _use_cores(device: str) -> None:
+    import os
+
+    import torch
+
+    if str(device).startswith("cpu") and not os.environ.get("OMP_NUM_THREADS"):
+        try:
+            torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        except AttributeError:  # no sched_getaffinity (macOS)
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def _progress(total: int, enabled: bool):
+    """A tqdm bar on stderr; in a log file (not a terminal) a line every 30 s, not a redraw per batch."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(total=total, desc="text", unit="text", disable=not enabled, file=sys.stderr,
+                mininterval=0.5 if tty else 30, ascii=not tty)
