@@ -12,14 +12,20 @@ from grcf.provenance import run_record
 from grcf.training.train import load_checkpoint, load_tensors, pick_device, predict
 
 
-def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int, params_file=None) -> dict:
+def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int, params_file=None, test_features=None) -> dict:
+    """`test_features` (transfer): the test fold comes from that store (another dataset, built with
+    the same text encoder) instead of `features`; valid stays the training dataset's."""
     out_dir = Path(out_dir)
     device = pick_device(cfg["device"])
     model, ckpt = load_checkpoint(model_path, device)
     result = {"dataset": cfg["dataset"], "variant": cfg["variant"], "seed": seed}
     rows = {"id": [], "split": [], "label": [], "prediction": []}
+    if test_features is not None:
+        result["test_features"] = str(test_features)
     for split in ("valid", "test"):
-        data = load_tensors(features, split, cfg, device)
+        store = test_features if split == "test" and test_features is not None else features
+        data = load_tensors(store, split, cfg, device)
+        _check_dims(store, data, ckpt)
         pred = predict(model, data)
         labels = data.labels.cpu().numpy()
         result[split] = compute_metrics(cfg["metrics"], pred, labels)
@@ -32,6 +38,15 @@ def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int, params_fil
     write_json(out_dir / "run_info.json", run_record(cfg, seed, str(device), params_file))
     write_json(out_dir / "metrics.json", result)
     return result
+
+
+def _check_dims(store, data, ckpt) -> None:
+    from grcf.errors import GrcfError
+
+    for m, want in (ckpt.get("dims") or {}).items():
+        if m in data.features and data.features[m].shape[-1] != want:
+            raise GrcfError(f"{store}: {m} features have dim {data.features[m].shape[-1]}, the model was trained on "
+                            f"{want} (build both stores with the same encoder)")
 
 
 def predictions_csv(columns: dict) -> str:

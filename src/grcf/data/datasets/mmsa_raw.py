@@ -118,15 +118,17 @@ def build(root, out, options: dict | None = None) -> Path:
 
     feats, mod_meta = {}, {}
     if "text" in modalities:
-        from grcf.data.extractors.text import encode_texts, resolve_model_name
+        from grcf.data.extractors.text import STORE_DTYPE, iter_text_features, resolve_model_name
 
-        feats["text"] = encode_texts(
+        # a generator: the store writer pulls one row group of texts at a time (bounded memory)
+        feats["text"] = iter_text_features(
             [r["text"] for r in rows], model=text_opts["model"], max_length=int(text_opts["max_length"]),
             batch_size=int(text_opts["batch_size"]), device=options.get("device", "cpu"),
             progress=options.get("progress", True), source=root / "label.csv",
         )
         mod_meta["text"] = {"producer": f"transformers:{text_opts['model']}", "model_path": resolve_model_name(text_opts["model"]),
-                            "max_length": int(text_opts["max_length"]), "level": "token"}
+                            "max_length": int(text_opts["max_length"]), "level": "token",
+                            "dtype": text_opts.get("dtype", STORE_DTYPE)}
     if "audio" in modalities:
         from grcf.data.extractors.audio import AUDIO_DIM
 
