@@ -85,3 +85,45 @@ def test_numpy_metrics_equal_sklearn_and_scipy_bit_for_bit():
             for t, p in [(a > 0, b > 0), (a >= 0, np.ones(n, bool)), (np.round(a), np.round(b))]:
                 assert accuracy_score(t, p) == sk_acc(t, p)
                 assert f1_score(t, p) == sk_f1(t, p, average="weighted")
+
+
+def test_prediction_bias_by_hand():
+    from grcf.training.metrics import prediction_bias
+
+    # mosi_av's case in small: labels 2 of 5 nonzero positive (40 %), predictions shifted up by 1.2
+    true = np.array([-2.0, -1.0, -0.5, 0.0, 1.0, 2.0])
+    b = prediction_bias("mosi", true + 1.2, true)
+    assert b["bias"] == pytest.approx(1.2) and b["mean_label"] == pytest.approx(-0.5 / 6)
+    # nonzero labels only: -0.8 -0.2... -> predictions -0.8, 0.2, 0.7, 2.2, 3.2: 4 of 5 positive
+    assert b["pred_positive_rate"] == pytest.approx(0.8) and b["label_positive_rate"] == pytest.approx(0.4)
+    assert b["positive_rate_gap"] == pytest.approx(0.4) and b["biased"]
+    fair = prediction_bias("mosi", 0.9 * true, true)
+    assert fair["positive_rate_gap"] == 0 and not fair["biased"]
+    assert fair["bias"] == pytest.approx(-0.1 * true.mean())
+    # binary: logits 2, -1, 3, 1 -> 3 of 4 predicted positive against 2 of 4; bias on probabilities
+    logits, labels = np.array([2.0, -1.0, 3.0, 1.0]), np.array([1.0, 0.0, 1.0, 0.0])
+    bb = prediction_bias("binary", logits, labels)
+    assert bb["pred_positive_rate"] == 0.75 and bb["label_positive_rate"] == 0.5 and bb["biased"]
+    assert bb["bias"] == pytest.approx(np.mean(1 / (1 + np.exp(-logits))) - 0.5)
+
+
+def test_a_constant_predictor_is_collapsed_and_a_good_one_is_not():
+    from grcf.training.metrics import collapse, collapse_reason
+
+    rng = np.random.default_rng(0)
+    true = rng.uniform(-3, 3, 200)
+    constant = collapse(np.full(200, 0.4), true)
+    assert constant["collapsed"] and constant["constant"] and constant["pred_std"] == 0
+    assert collapse_reason(constant).startswith("nearly constant (prediction std 0 < 0.1 × label std 1.")
+    # nearly constant: std 0.05 against the labels' ~1.7, though on both sides of zero
+    assert collapse(rng.normal(0, 0.05, 200), true)["collapsed"]
+    # one-sided: a spread that is fine but puts 97 % of clips positive (pointwise_tfn's Non0 Acc-2 case)
+    one_sided = np.r_[np.abs(true[:194]) + 0.1, -np.abs(true[194:]) - 0.1]
+    c = collapse(one_sided, true)
+    assert c["collapsed"] and not c["constant"] and c["one_side_share"] == pytest.approx(0.97)
+    assert collapse_reason(c) == "97 % of items predicted positive"
+    good = collapse(true + rng.normal(0, 1, 200), true)
+    assert not good["collapsed"] and collapse_reason(good) == ""
+    # the edge: exactly 95 % on one side is collapsed, 94.5 % is not
+    assert collapse(np.r_[np.ones(190), -np.ones(10)] * 2, true)["collapsed"]
+    assert not collapse(np.r_[np.ones(189), -np.ones(11)] * 2, true)["collapsed"]

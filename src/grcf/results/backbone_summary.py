@@ -3,7 +3,9 @@
 A zoo variant is named `<objective>_<backbone>` (params.yaml); the backbone itself is read from
 each run's run_info.json, so the table holds whatever the runs were trained with. Per backbone,
 each objective is compared with that backbone's pointwise and static_pairwise runs on the same
-seeds (seeds.paired: mean difference, bootstrap 95 % CI, Wilcoxon p).
+seeds (seeds.paired: mean difference, bootstrap 95 % CI, Wilcoxon p): default objectives against
+the default baselines, tuned ones (`<objective>_tuned`) against the tuned baselines, never across.
+Collapsed runs (constant or one-sided predictions) are counted per cell and beside each pair.
 """
 
 from __future__ import annotations
@@ -37,46 +39,97 @@ def objective_of(variant: str, backbone: str) -> str:
 
 
 def annotate(df: pd.DataFrame, runs_root, dataset) -> pd.DataFrame:
-    """seeds.collect's frame + backbone and objective columns."""
+    """seeds.collect's frame + backbone, objective and collapsed (test predictions) columns."""
     bb = [backbone_of(runs_root, dataset, v, s) for v, s in zip(df.variant, df.seed)]
     return df.assign(backbone=[b.split(".", 1)[-1] for b in bb],
-                     objective=[objective_of(v, b) for v, b in zip(df.variant, bb)])
+                     objective=[objective_of(v, b) for v, b in zip(df.variant, bb)],
+                     collapsed=[seeds.run_collapsed(runs_root, dataset, v, s) for v, s in zip(df.variant, df.seed)])
+
+
+def _ablations(g: pd.DataFrame, metrics) -> list[dict]:
+    """Each grcf ablation (`grcf_*`) against the grcf of its family (default or tuned)."""
+    rows = []
+    for fam, ref in (("default", "grcf"), ("tuned", "grcf" + seeds.TUNED)):
+        if ref in set(g.variant):
+            for v in g.variant.unique():
+                if v.startswith("grcf_") and v != ref and seeds.family(v) == fam:
+                    rows += seeds.compare(g, v, ref, fam, metrics)
+    return rows
 
 
 def comparisons(df: pd.DataFrame) -> pd.DataFrame:
     """seeds.comparisons within each backbone, its objectives in the role of variants; and each grcf
-    ablation or tuned grcf (`grcf_*`) against that backbone's grcf."""
+    ablation against that backbone's grcf of the same family."""
     parts = []
     for bb, g in df.groupby("backbone", sort=False):
         g = g.drop(columns=["variant", "backbone"]).rename(columns={"objective": "variant"})
         comp = seeds.comparisons(g)
-        metrics = [c for c in g.columns if c not in ("variant", "seed")]
-        if "grcf" in set(g.variant):
-            extra = [{"variant": v, "baseline": "grcf", "metric": m, **seeds.paired(g, v, "grcf", m)}
-                     for v in g.variant.unique() if v.startswith("grcf_") for m in metrics]
-            comp = pd.concat([comp, pd.DataFrame(extra)], ignore_index=True) if extra else comp
+        if extra := _ablations(g, seeds.metric_columns(g)):
+            comp = pd.concat([comp, pd.DataFrame(extra)], ignore_index=True)
         parts.append(comp.rename(columns={"variant": "objective"}).assign(backbone=bb))
     comp = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return comp[["backbone", *(c for c in comp.columns if c != "backbone")]] if len(comp) else comp
 
 
+def per_variant(df: pd.DataFrame) -> pd.DataFrame:
+    """summarize's comparisons for one dataset: pairs within each backbone (never a zoo variant
+    against the fusion baselines), named by variant."""
+    parts = []
+    for _, g in df.groupby("backbone", sort=False):
+        if g.groupby("objective").variant.nunique().max() > 1:  # objective names clash: pair by variant
+            parts.append(seeds.comparisons(g.drop(columns=["backbone", "objective"])))
+            continue
+        names = dict(zip(g.objective, g.variant))
+        comp = seeds.comparisons(g.drop(columns=["variant", "backbone"]).rename(columns={"objective": "variant"}))
+        if len(comp):
+            parts.append(comp.assign(variant=comp.variant.map(names), baseline=comp.baseline.map(names)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def collapse_note(r) -> str:
+    """The note beside a paired comparison whose baseline (or variant) collapsed on some seeds."""
+    notes = []
+    for who in ("baseline", "variant"):
+        k = pd.to_numeric(getattr(r, f"{who}_collapsed", 0), errors="coerce")
+        if pd.notna(k) and k > 0:
+            notes.append(f"{who} collapsed on {int(k)}/{int(r.n)} seeds")
+    return "⚠ " + "; ".join(notes) if notes else ""
+
+
+FAMILY_TITLE = {"default": "Default vs default (every objective with params.yaml's settings)",
+                "tuned": "Tuned vs tuned (each objective tuned on valid with the same number of trials)"}
+
+
 def to_markdown(dataset, df: pd.DataFrame, comp: pd.DataFrame) -> str:
     keys = [m for m in ("Corr", "MAE", "Non0_acc_2", "Mult_acc_7", "auc", "acc", "f1") if m in df.columns]
-    g = df.groupby(["backbone", "objective"], sort=False)[keys]
-    mean, std, n = g.mean(), g.std(ddof=1).fillna(0.0), g.size()
+    g = df.groupby(["backbone", "objective"], sort=False)
+    mean, std, n = g[keys].mean(), g[keys].std(ddof=1).fillna(0.0), g.size()
+    collapsed = g.collapsed.sum() if "collapsed" in df.columns else None
     lines = [f"# {dataset}: backbone x objective (test, mean ± std over seeds)", "",
-             "| backbone | objective | seeds | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
+             "| backbone | objective | seeds | " + " | ".join(keys) + " | collapsed |", "|---" * (len(keys) + 4) + "|"]
     for (bb, obj) in mean.index:
         cells = [f"{mean.loc[(bb, obj), k]:.4f} ± {std.loc[(bb, obj), k]:.4f}" for k in keys]
-        lines.append(f"| {bb} | {obj} | {n[(bb, obj)]} | " + " | ".join(cells) + " |")
+        k = 0 if collapsed is None else int(collapsed[(bb, obj)])
+        lines.append(f"| {bb} | {obj} | {n[(bb, obj)]} | " + " | ".join(cells) + " | "
+                     + (f"**collapsed {k}/{n[(bb, obj)]}**" if k else "") + " |")
+    if collapsed is not None and collapsed.sum():
+        lines += ["", "**collapsed**: test predictions nearly constant (std < 0.1 × the labels' std) or ≥ 95 % on "
+                  "one side of zero; such a run's scores say little about its objective."]
     if len(comp):
         lines += ["", "Paired per backbone (same seeds): difference = objective − baseline, 95 % bootstrap CI;",
-                  "`*`: Wilcoxon p < 0.05.", "",
-                  "| backbone | objective | baseline | metric | diff | 95 % CI | p | n |", "|---|---|---|---|---|---|---|---|"]
-        for r in comp[comp.metric.isin(["Corr", "MAE"])].itertuples():
-            star = "*" if r.p_wilcoxon < 0.05 else ""
-            lines.append(f"| {r.backbone} | {r.objective} | {r.baseline} | {r.metric} | {r.mean_diff:+.4f}{star} "
-                         f"| [{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {r.p_wilcoxon:.3f} | {r.n} |")
+                  "`*`: Wilcoxon p < 0.05. Tuned objectives are compared only with tuned baselines."]
+        fams = comp.comparison.fillna("default") if "comparison" in comp.columns else pd.Series("default", comp.index)
+        for fam in ("default", "tuned"):
+            sel = comp[(fams == fam) & comp.metric.isin(["Corr", "MAE"])]
+            if not len(sel):
+                continue
+            lines += ["", f"### {FAMILY_TITLE[fam]}", "",
+                      "| backbone | objective | baseline | metric | diff | 95 % CI | p | n | note |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for r in sel.itertuples():
+                star = "*" if r.p_wilcoxon < 0.05 else ""
+                lines.append(f"| {r.backbone} | {r.objective} | {r.baseline} | {r.metric} | {r.mean_diff:+.4f}{star} "
+                             f"| [{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {r.p_wilcoxon:.3f} | {r.n} | {collapse_note(r)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -88,13 +141,15 @@ def diff_figure(comp: pd.DataFrame, out) -> None:
     import matplotlib.pyplot as plt
 
     sel = comp[(comp.objective == "grcf") & (comp.baseline == "pointwise")]
+    labels = [f"{bb}\n(pointwise collapsed {int(k)}/{int(n)})" if k else bb
+              for bb, k, n in zip(sel.backbone, sel.get("baseline_collapsed", pd.Series(0, sel.index)), sel.n)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 * max(sel.backbone.nunique(), 2) + 1.5), sharey=True)
     for ax, metric, better in zip(axes, ("Corr", "MAE"), ("higher", "lower")):
         d = sel[sel.metric == metric]
         y = range(len(d))
         ax.errorbar(d.mean_diff, list(y), xerr=[d.mean_diff - d.ci_low, d.ci_high - d.mean_diff], fmt="o", capsize=3)
         ax.axvline(0, color="grey", lw=0.8)
-        ax.set_yticks(list(y), d.backbone)
+        ax.set_yticks(list(y), [lab for lab, m in zip(labels, sel.metric) if m == metric])
         ax.set_title(f"{metric}: grcf − pointwise ({better} is better)")
     fig.tight_layout()
     with atomic_path(out) as tmp:
@@ -104,7 +159,8 @@ def diff_figure(comp: pd.DataFrame, out) -> None:
 
 def write(df: pd.DataFrame, runs_root, dataset, out_dir) -> pd.DataFrame | None:
     """backbones.{csv,md} and backbone_diff.png beside the summary; None when every run is fusion."""
-    df = annotate(df, runs_root, dataset)
+    if "backbone" not in df.columns:
+        df = annotate(df, runs_root, dataset)
     if set(df.backbone) == {"fusion"}:
         return None
     out_dir = Path(out_dir)

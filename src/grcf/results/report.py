@@ -18,7 +18,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from grcf.results import tables  # noqa: E402
 from grcf.atomic import write_text  # noqa: E402
+from grcf.results.backbone_summary import collapse_note  # noqa: E402
 from grcf.results.summarize import collect, reference_rows, run_dir, test_labels  # noqa: E402
+from grcf.training.metrics import BIAS_GAP, COLLAPSE_ONE_SIDE, COLLAPSE_STD_RATIO  # noqa: E402
 
 
 def _png(fig) -> str:
@@ -174,6 +176,31 @@ def figures(runs, dataset, variants, seeds) -> list[tuple[str, object]]:
     ]
 
 
+def health_html(table: pd.DataFrame) -> list[str]:
+    """Prediction bias per split and collapsed seeds per variant, from summary.csv."""
+    def rates(r, sp):
+        pp, lp = r.get(f"{sp}_pred_positive_rate", np.nan), r.get(f"{sp}_label_positive_rate", np.nan)
+        if not np.isfinite(pp):
+            return "n/a"
+        return f"{100 * pp:.1f} % / {100 * lp:.1f} %" + (" ⚠" if r.get(f"{sp}_sign_bias") == 1 else "")
+
+    rows = ["<tr><th>variant</th><th>collapsed seeds</th>" + "".join(
+        f"<th>{sp} bias</th><th>{sp} positive: predicted / true</th>" for sp in ("valid", "test")) + "</tr>"]
+    for v, r in table.iterrows():
+        k = int(r.collapsed_seeds)
+        cells = [f"<b>{k}/{int(r.n_seeds)}</b>" if k else "0"]
+        for sp in ("valid", "test"):
+            b = r.get(f"{sp}_bias", np.nan)
+            cells += ["n/a" if not np.isfinite(b) else f"{b:+.3f}", rates(r, sp)]
+        rows.append(f"<tr><td>{html.escape(str(v))}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    note = (f"Mean over seeds. Bias = mean prediction − mean label; positive rates over the items with a nonzero "
+            f"label (binary tasks: all items, logit > 0). ⚠: predicted-positive rate {100 * BIAS_GAP:.0f} points or "
+            f"more from the true rate. Collapsed: test predictions nearly constant (std < {COLLAPSE_STD_RATIO:g} × "
+            f"the labels' std) or ≥ {100 * COLLAPSE_ONE_SIDE:.0f} % on one side of zero.")
+    return ["<h2>Prediction bias and collapsed runs</h2>", "<table>" + "".join(rows) + "</table>",
+            f"<p><small>{html.escape(note)}</small></p>"]
+
+
 def write_report(runs, dataset, variants, seeds, summary_dir, out) -> Path:
     summary_dir = Path(summary_dir)
     metrics = collect(runs, dataset, variants, seeds)
@@ -185,8 +212,13 @@ def write_report(runs, dataset, variants, seeds, summary_dir, out) -> Path:
     body = [f"<h1>grcf report: {html.escape(dataset)}</h1>",
             f"<p>{len(variants)} variant(s) × {len(seeds)} seed(s); test split; model selection on valid only.</p>",
             "<h2>Summary (mean ± std over seeds)</h2>", tables.html_headline(table, reference)]
+    if "collapsed_seeds" in table.columns:
+        body += health_html(table)
     if comp is not None and len(comp):
+        if "baseline_collapsed" in comp.columns:  # the note beside each pair whose baseline collapsed
+            comp = comp.assign(note=[collapse_note(r) for r in comp.itertuples()])
         body += ["<h2>Paired comparisons (variant − baseline)</h2>",
+                 "<p>Each pair once; default variants against the default baselines, tuned against tuned.</p>",
                  comp.to_html(index=False, float_format=lambda x: f"{x:.4f}", classes="t")]
     if (summary_dir / "backbone_diff.png").exists():  # zoo runs (grcf.results.backbone_summary)
         import base64

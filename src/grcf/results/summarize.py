@@ -2,7 +2,14 @@
 
 Seeds are paired across variants (a seed fixes the initial weights and the batch order), so a
 variant is compared with a baseline on the per-seed differences: mean difference, a 95 %
-bootstrap CI and the Wilcoxon signed-rank p-value.
+bootstrap CI and the Wilcoxon signed-rank p-value, each pair once and within one family (default
+against default, tuned against tuned; seeds.pairs) and within one backbone.
+
+Beside the scores, each variant's prediction bias (mean prediction minus mean label, predicted-
+against truly-positive rate, per split) and its collapsed runs (training.metrics.collapse): a
+variant whose predicted-positive rate is BIAS_GAP or more from the true one, or whose runs
+collapsed, carries that in its name in the headline tables, and a comparison against a collapsed
+baseline says so in its row.
 """
 
 from __future__ import annotations
@@ -15,10 +22,16 @@ import pandas as pd
 
 from grcf.atomic import write_json, write_text
 from grcf.errors import GrcfError
-from grcf.results import tables
+from grcf.results import backbone_summary, tables
+from grcf.results import seeds as seed_runs
 from grcf.results.backbone_summary import write as write_backbones
 from grcf.results.reference import binary_reference
 from grcf.results.seeds import BASELINES, collect, comparisons, mean_std, paired, run_dir, test_labels  # noqa: F401
+from grcf.training.metrics import BIAS_GAP, COLLAPSE_ONE_SIDE, COLLAPSE_STD_RATIO, collapse_reason
+
+BIAS_COLUMNS = ("bias", "pred_positive_rate", "label_positive_rate", "positive_rate_gap")
+FAMILY_TITLE = {"default": "Default vs default: every variant with params.yaml's settings",
+                "tuned": "Tuned vs tuned: each objective tuned on valid with the same number of trials (`grcf sweep`)"}
 
 def _fmt(mean, std):
     return "n/a" if not np.isfinite(mean) else f"{mean:.4f} ± {std:.4f}" if np.isfinite(std) else f"{mean:.4f}"
@@ -30,7 +43,56 @@ def reference_rows(df: pd.DataFrame, labels) -> pd.DataFrame | None:
 
 
 def _metrics(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in ("variant", "seed")]
+    return seed_runs.metric_columns(df)
+
+
+def health_table(h: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: how many seeds collapsed, each split's bias columns (mean over seeds) and
+    `<split>_sign_bias`: |predicted − true positive rate| >= BIAS_GAP."""
+    g = h.groupby("variant", sort=False)
+    cols = [f"{sp}_{c}" for sp in ("valid", "test") for c in BIAS_COLUMNS if f"{sp}_{c}" in h.columns]
+    out = g[cols].mean()
+    out.insert(0, "collapsed_seeds", g["collapsed"].sum().astype(int))
+    for sp in ("valid", "test"):
+        if f"{sp}_positive_rate_gap" in out.columns:
+            out[f"{sp}_sign_bias"] = out[f"{sp}_positive_rate_gap"].abs() >= BIAS_GAP
+    return out
+
+
+def health_lines(table: pd.DataFrame, h: pd.DataFrame, binary: bool) -> list[str]:
+    """The summary's section on prediction bias and collapsed runs."""
+    where = ("every item; predicted positive = logit > 0; bias = mean predicted probability − positive share"
+             if binary else "the items with a nonzero label; bias = mean prediction − mean label")
+    lines = ["## Prediction bias and collapsed runs", "",
+             f"Mean over seeds. Positive rates over {where}. ⚠: the predicted-positive rate is "
+             f"{100 * BIAS_GAP:.0f} points or more from the true rate; the gap is a lower bound on the share of "
+             f"sign errors, so it alone costs that much Acc-2. **collapsed**: the test predictions are nearly "
+             f"constant (std < {COLLAPSE_STD_RATIO:g} × the labels' std) or ≥ {100 * COLLAPSE_ONE_SIDE:.0f} % on one "
+             "side of zero; such a run says little about its objective.", "",
+             "| variant | collapsed seeds | valid bias | valid positive: predicted / true | test bias "
+             "| test positive: predicted / true |", "|---|---|---|---|---|---|"]
+    for v, r in table.iterrows():
+        cells = []
+        for sp in ("valid", "test"):
+            if f"{sp}_bias" not in r or not np.isfinite(r[f"{sp}_bias"]):
+                cells += ["n/a", "n/a"]
+                continue
+            pp, lp = r[f"{sp}_pred_positive_rate"], r[f"{sp}_label_positive_rate"]
+            rates = "n/a" if not np.isfinite(pp) else f"{100 * pp:.1f} % / {100 * lp:.1f} %"
+            cells += [f"{r[f'{sp}_bias']:+.3f}", rates + (" ⚠" if r.get(f"{sp}_sign_bias") else "")]
+        k = int(r.get("collapsed_seeds", 0))
+        lines.append(f"| {v} | " + (f"**{k}/{int(r.n_seeds)}**" if k else "0") + " | " + " | ".join(cells) + " |")
+    bad = h[h.collapsed.astype(bool)]
+    if len(bad):
+        lines += ["", "Collapsed runs:", ""]
+        for r in bad.itertuples():
+            c = {k.removeprefix("collapse_"): getattr(r, k) for k in h.columns if k.startswith("collapse")}
+            lines.append(f"- {r.variant} seed {r.seed}: {collapse_reason(c)}")
+    return lines
+
+
+def _comparison_note(r) -> str:
+    return backbone_summary.collapse_note(r)
 
 
 def selection_noise(valid: pd.DataFrame, n_valid: int) -> list[str]:
@@ -59,7 +121,7 @@ def selection_noise(valid: pd.DataFrame, n_valid: int) -> list[str]:
 
 def to_markdown(dataset: str, table: pd.DataFrame, comp: pd.DataFrame, n_seeds: int,
                 reference: pd.DataFrame | None = None, what: str | None = None,
-                noise: list[str] | None = None) -> str:
+                noise: list[str] | None = None, health: list[str] | None = None) -> str:
     metrics = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
     what = what or f"mean ± std over {n_seeds} seed(s)"
     cols = tables.headline_columns(metrics)
@@ -74,24 +136,35 @@ def to_markdown(dataset: str, table: pd.DataFrame, comp: pd.DataFrame, n_seeds: 
     lines += ["", "## All metrics", "", "| variant | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for v, row in table.iterrows():
         lines.append(f"| {v} | " + " | ".join(_fmt(row[f'{m}_mean'], row[f'{m}_std']) for m in metrics) + " |")
+    if health:
+        lines += [""] + health
     if len(comp):
         key = [x for x in tables.comparison_columns(metrics) if x[1] in set(comp.metric)]
         lines += ["", "## Paired comparisons over seeds", "",
                   "Difference = variant − baseline, in the table's units (percentage points for %), with the",
                   "95 % bootstrap CI and the Wilcoxon p; ↑/↓ say which sign is better. `*`: p < 0.05 and the CI",
                   "excludes 0. With n seeds the exact two-sided Wilcoxon p is at least",
-                  f"2/2^n ({2 / 2 ** n_seeds:.4f} here), so few seeds cannot show significance by design.", ""]
-        lines.append("| variant | baseline | " + " | ".join(f"{name} {tables.arrow(c)}" for c, _, name in key) + " |")
-        lines.append("|---|---|" + "---|" * len(key))
-        for (v, b), g in comp.groupby(["variant", "baseline"], sort=False):
-            g = g.set_index("metric")
-            cells = []
-            for c, m, _ in key:
-                r = g.loc[m]
-                star = "*" if r.get("significant") else ""
-                cells.append(f"{tables.diff(c, r.mean_diff)} [{tables.diff(c, r.ci_low)}, {tables.diff(c, r.ci_high)}]"
-                             f" p={r.p_wilcoxon:.3f}{star}")
-            lines.append(f"| {v} | {b} | " + " | ".join(cells) + " |")
+                  f"2/2^n ({2 / 2 ** n_seeds:.4f} here), so few seeds cannot show significance by design.",
+                  "Each pair once; tuned variants only against tuned baselines, never against default ones."]
+        fams = comp["comparison"] if "comparison" in comp.columns else pd.Series("default", index=comp.index)
+        for fam in ("default", "tuned"):
+            part = comp[fams == fam]
+            if not len(part):
+                continue
+            lines += ["", f"### {FAMILY_TITLE[fam]}", ""]
+            lines.append("| variant | baseline | " + " | ".join(f"{name} {tables.arrow(c)}" for c, _, name in key)
+                         + " | note |")
+            lines.append("|---|---|" + "---|" * len(key) + "---|")
+            for (v, b), g in part.groupby(["variant", "baseline"], sort=False):
+                g = g.set_index("metric")
+                cells = []
+                for c, m, _ in key:
+                    r = g.loc[m]
+                    star = "*" if r.get("significant") else ""
+                    cells.append(f"{tables.diff(c, r.mean_diff)} [{tables.diff(c, r.ci_low)}, "
+                                 f"{tables.diff(c, r.ci_high)}] p={r.p_wilcoxon:.3f}{star}")
+                note = _comparison_note(g.iloc[0]) if "baseline_collapsed" in g.columns else ""
+                lines.append(f"| {v} | {b} | " + " | ".join(cells) + f" | {note} |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,20 +183,24 @@ def summarize(runs_root, dataset, variants, seeds, out_dir) -> pd.DataFrame:
     out_dir = Path(out_dir)
     df = collect(runs_root, dataset, variants, seeds)
     valid = collect(runs_root, dataset, variants, seeds, split="valid")
+    annotated = backbone_summary.annotate(df, runs_root, dataset)
+    binary = tables.metric_set(_metrics(df)) == "binary"
+    h = seed_runs.health(runs_root, dataset, variants, seeds, "binary" if binary else "mosi")
     table = mean_std(df)
-    comp = comparisons(df)
+    table = table.join(health_table(h))
+    comp = backbone_summary.per_variant(annotated)
     reference = reference_rows(df, test_labels(runs_root, dataset, variants, seeds))
     noise = selection_noise(valid, len(test_labels(runs_root, dataset, variants, seeds, split="valid")))
     write_text(out_dir / "summary.csv", table.to_csv())
     write_text(out_dir / "comparisons.csv", comp.to_csv(index=False))
-    md = to_markdown(dataset, table, comp, len(seeds), reference, noise=noise)
+    md = to_markdown(dataset, table, comp, len(seeds), reference, noise=noise, health=health_lines(table, h, binary))
     write_text(out_dir / "summary.md", md)
     tex = tables.latex_headline(dataset, table, reference, len(seeds))
     if len(comp):
         tex += "\n" + tables.latex_comparisons(dataset, comp, _metrics(df), len(seeds))
     write_text(out_dir / "summary.tex", tex)
 
-    write_backbones(df, runs_root, dataset, out_dir)
+    write_backbones(annotated, runs_root, dataset, out_dir)
     # dvc metrics: what a person reads; every metric stays in summary.csv and the runs' metrics.json
     write_json(out_dir / "summary.json", headline_json(table, reference))
     return table

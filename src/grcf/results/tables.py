@@ -94,12 +94,31 @@ class Cell:
     parts: list[tuple[str, str | None, bool]]  # (mean, std or None, bold) per metric of the column
 
 
+def marks(table: pd.DataFrame) -> dict[str, str]:
+    """Per variant, what its name carries in a headline table: collapsed seeds and a sign bias
+    (summarize's `collapsed_seeds` and `test_sign_bias` columns; none in an older summary.csv)."""
+    out = {}
+    for v, r in table.iterrows():
+        notes = []
+        k, n = r.get("collapsed_seeds", 0), r.get("n_seeds", 0)
+        k = pd.to_numeric(k, errors="coerce")
+        if pd.notna(k) and k > 0:
+            notes.append(f"collapsed {int(k)}/{int(n)}")
+        if r.get("test_sign_bias", False) == 1:  # True, or 1.0 once a mean over folds
+            notes.append("sign bias")
+        if notes:
+            out[str(v)] = "(" + ", ".join(notes) + ")"
+    return out
+
+
 def headline_cells(table: pd.DataFrame, reference: pd.DataFrame | None = None):
     """(columns, rows, reference rows): rows are (name, [Cell per column]).
 
     `table` is summarize's mean/std table (index = variant, columns `<metric>_mean`/`_std`);
-    `reference` has one row per reference predictor and plain metric columns.
+    `reference` has one row per reference predictor and plain metric columns. A variant's name
+    carries its flags (see marks).
     """
+    flags = marks(table)
     metrics = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
     cols = headline_columns(metrics)
     best = {(c.name, m): _best(c, m, table[f"{m}_mean"]) for c in cols for m in c.metrics}
@@ -114,7 +133,7 @@ def headline_cells(table: pd.DataFrame, reference: pd.DataFrame | None = None):
                               value(c, std) if math.isfinite(std) and math.isfinite(r[f"{m}_mean"]) else None,
                               v in best[(c.name, m)]))
             cells.append(Cell(parts))
-        rows.append((str(v), cells))
+        rows.append((f"{v} {flags[str(v)]}" if str(v) in flags else str(v), cells))
     refs = []
     if reference is not None:
         for name, r in reference.iterrows():
@@ -228,7 +247,9 @@ def latex_comparisons(dataset: str, comp: pd.DataFrame, metrics, n_seeds: int) -
             star = "$^*$" if bool(r.get("significant")) else ""
             cells.append(f"${diff(c, r.mean_diff)}${star} [${diff(c, r.ci_low)}$, ${diff(c, r.ci_high)}$] "
                          f"$p$={r.p_wilcoxon:.2f}")
-        lines.append(f"{tex_escape(v)} & {tex_escape(b)} & " + " & ".join(cells) + r" \\")
+        k = pd.to_numeric(g.iloc[0].get("baseline_collapsed", 0), errors="coerce")
+        base = f"{b} (collapsed {int(k)}/{int(g.iloc[0].n)})" if pd.notna(k) and k > 0 else b
+        lines.append(f"{tex_escape(v)} & {tex_escape(base)} & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,9 @@
-"""Evaluate a trained run: metrics on test (valid beside it), predictions.csv, run_info.json."""
+"""Evaluate a trained run: metrics on test (valid beside it), predictions.csv, run_info.json.
+
+metrics.json also holds each split's prediction bias (`bias`: mean prediction minus mean label,
+predicted- against truly-positive rate) and whether the test predictions collapsed (`collapsed`,
+details in `collapse`): a run that answers one sign for every clip is not a fair baseline.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import io
 from pathlib import Path
 
 from grcf.atomic import write_json, write_text
+from grcf.training.metrics import collapse, prediction_bias
 from grcf.training.metrics import compute as compute_metrics
 from grcf.provenance import run_record
 from grcf.training.train import load_checkpoint, load_tensors, pick_device, predict
@@ -20,6 +26,7 @@ def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int, params_fil
     model, ckpt = load_checkpoint(model_path, device)
     result = {"dataset": cfg["dataset"], "variant": cfg["variant"], "seed": seed}
     rows = {"id": [], "split": [], "label": [], "prediction": []}
+    bias = {}
     if test_features is not None:
         result["test_features"] = str(test_features)
     for split in ("valid", "test"):
@@ -29,10 +36,15 @@ def evaluate_run(cfg: dict, features, model_path, out_dir, seed: int, params_fil
         pred = predict(model, data)
         labels = data.labels.cpu().numpy()
         result[split] = compute_metrics(cfg["metrics"], pred, labels)
+        bias[split] = prediction_bias(cfg["metrics"], pred, labels)
+        if split == "test":
+            result["collapse"] = collapse(pred, labels)
+            result["collapsed"] = result["collapse"]["collapsed"]
         rows["id"] += list(data.ids)
         rows["split"] += [split] * len(pred)
         rows["label"] += labels.tolist()
         rows["prediction"] += pred.tolist()
+    result["bias"] = bias
     # CSV so that `dvc plots` can draw the predicted-vs-true scatter from it
     write_text(out_dir / "predictions.csv", predictions_csv(rows))
     write_json(out_dir / "run_info.json", run_record(cfg, seed, str(device), params_file))

@@ -173,3 +173,69 @@ def selection_score(name: str, pred, true) -> float:
         t = true > 0.5
         return float(roc_auc_score(t, pred)) if len(np.unique(t)) == 2 else 0.5
     raise ValueError(f"unknown selection score {name!r}")
+
+
+# A sign bias is flagged when the predicted-positive rate is this far from the true one. The gap is
+# a lower bound on the share of sign errors (Acc-2 <= 1 - gap), so at 0.15 the bias alone costs 15
+# points of Acc-2, far beyond what the sampling noise of a test split of a few hundred clips moves.
+BIAS_GAP = 0.15
+# Collapsed: predictions nearly constant (std below this share of the labels' std) ...
+COLLAPSE_STD_RATIO = 0.1
+# ... or on one side of zero for at least this share of the items.
+COLLAPSE_ONE_SIDE = 0.95
+
+
+def prediction_bias(kind: str, pred, true) -> dict:
+    """How far predictions sit from the labels as a whole, beside the per-item metrics.
+
+    bias: mean prediction minus mean label (binary: mean sigmoid(logit) minus the positive share).
+    pred_positive_rate / label_positive_rate: the share predicted positive and truly positive,
+    over items with a nonzero label for regression (binary: every item, logit > 0); their gap is
+    a lower bound on the sign errors, and `biased` flags |gap| >= BIAS_GAP.
+    """
+    pred, true = _as_arrays(pred, true)
+    if kind == "binary":
+        score = 1.0 / (1.0 + np.exp(-pred))
+        sel, pos_pred, pos_true = np.ones(pred.size, bool), pred > 0, true > 0.5
+    else:
+        score, sel, pos_pred, pos_true = pred, true != 0, pred > 0, true > 0
+    out = {"mean_prediction": float(score.mean()), "mean_label": float(true.mean()),
+           "bias": float(score.mean() - true.mean())}
+    if sel.any():
+        pp, lp = float(pos_pred[sel].mean()), float(pos_true[sel].mean())
+        out.update(pred_positive_rate=pp, label_positive_rate=lp, positive_rate_gap=pp - lp,
+                   biased=bool(abs(pp - lp) >= BIAS_GAP))
+    else:
+        out.update(pred_positive_rate=float("nan"), label_positive_rate=float("nan"),
+                   positive_rate_gap=float("nan"), biased=False)
+    return out
+
+
+def collapse(pred, true) -> dict:
+    """Whether a run's predictions have collapsed: nearly constant, or nearly all on one side of 0.
+
+    A collapsed run's correlation or accuracy says little about its objective (a constant sign
+    scores the majority share on Acc-2), so comparisons against it are marked.
+    """
+    pred, true = _as_arrays(pred, true)
+    pred_std, label_std = float(np.std(pred)), float(np.std(true))
+    positive = float(np.mean(pred > 0))
+    one_side = max(positive, 1.0 - positive)
+    constant = pred_std < COLLAPSE_STD_RATIO * label_std
+    return {"collapsed": bool(constant or one_side >= COLLAPSE_ONE_SIDE), "constant": bool(constant),
+            "pred_std": pred_std, "label_std": label_std, "one_side_share": one_side,
+            "pred_positive_share": positive}
+
+
+def collapse_reason(c: dict) -> str:
+    """A collapse() record in words ('' when the run has not collapsed)."""
+    if not c.get("collapsed"):
+        return ""
+    why = []
+    if c.get("constant"):
+        why.append(f"nearly constant (prediction std {c['pred_std']:.3g} < {COLLAPSE_STD_RATIO:g} × label std "
+                   f"{c['label_std']:.3g})")
+    if c["one_side_share"] >= COLLAPSE_ONE_SIDE:
+        side = "positive" if c["pred_positive_share"] >= 0.5 else "zero or negative"
+        why.append(f"{100 * c['one_side_share']:.0f} % of items predicted {side}")
+    return "; ".join(why)
