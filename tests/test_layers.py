@@ -12,6 +12,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "grcf"
 # a layer may import the layers after it in this list (and itself); `base` is grcf/*.py
 ORDER = ["cli", "pipeline", "use", "results", "training", "data", "base"]
+# the package's front door: `from grcf import load_model` hands over to the Python API (imported lazily)
+FRONT_DOOR = {("grcf", "grcf.use.api")}
 
 
 def module_name(path: Path) -> str:
@@ -50,7 +52,7 @@ GRAPH = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
 
 def test_no_import_goes_up_a_layer():
     upward = [(a, b) for a, deps in GRAPH.items() for b in deps
-              if b != "grcf" and ORDER.index(layer(b)) < ORDER.index(layer(a))]
+              if b != "grcf" and (a, b) not in FRONT_DOOR and ORDER.index(layer(b)) < ORDER.index(layer(a))]
     assert not upward, f"imports into a higher layer: {upward}"
 
 

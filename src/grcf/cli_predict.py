@@ -26,8 +26,10 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
+    from grcf.use.api import split_bundle
     from grcf.use.predict import Options, predict
 
+    args.bundle, args.inputs = split_bundle(args.inputs)  # no bundle given: the shipped model
     opts = Options(output=args.output, json=args.json, transcript=args.transcript, asr_model=args.asr_model,
                    workers=args.workers, on_error=args.on_error, expect=args.expect, plot=args.plot,
                    max_segment_seconds=args.max_segment_seconds, progress=not args.quiet)
@@ -44,6 +46,18 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_demo(args):
+    from grcf.use.demo import launch
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print("grcf demo needs Gradio: pip install 'grcf[demo]'", file=sys.stderr)
+        return 1
+    launch(args.bundle, port=args.port, host=args.host, max_seconds=args.max_seconds, concurrency=args.concurrency)
+    return 0
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("export", help="a self-contained model bundle (safetensors + config.json + card) from a run")
     p.add_argument("run", type=Path, help="runs/<dataset>/<variant> (its seed<k> folders)")
@@ -54,9 +68,10 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="score videos, audio, folders or datasets with a bundle")
-    p.add_argument("bundle", type=Path, help="a bundle folder (grcf export)")
-    p.add_argument("inputs", nargs="+", type=Path,
-                   help="media files (mp4 mkv webm avi mov wav mp3), folders of them, an MMSA raw root, an MMSA pickle,"
+    # one list: a leading bundle folder is optional (argparse cannot tell an optional positional from inputs)
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="first, optionally, a bundle folder (grcf export; default: the shipped model, models/pretrained/); then"
+                        " media files (mp4 mkv webm avi mov wav mp3), folders of them, an MMSA raw root, an MMSA pickle,"
                         " UR-FUNNY folder / MUStARD json, or a .parquet store")
     p.add_argument("-o", "--output", required=True, type=Path, help="predictions CSV")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -72,4 +87,12 @@ def add_parsers(sub) -> None:
                    help="split longer media into utterances (default: the bundle's, 30 s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="a local web page (Gradio) that scores an uploaded or recorded clip, or text")
+    p.add_argument("bundle", nargs="?", type=Path, help="a bundle folder (default: the shipped model)")
+    p.add_argument("--port", type=int, default=7860, help="port on localhost (default 7860)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--max-seconds", type=float, default=300.0, help="longer clips are refused with a message")
+    p.add_argument("--concurrency", type=int, default=1, help="requests scored at once (the rest wait in the queue)")
+    p.set_defaults(func=cmd_demo)
 

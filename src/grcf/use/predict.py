@@ -298,13 +298,15 @@ class Options:
 
 
 def predict(bundle_path, inputs, opts: Options) -> dict:
-    """Score every input; write the CSV (and JSON); return {"rows": DataFrame, "failed": [...], "metrics": {...}}."""
+    """Score every input; write the CSV (and JSON) unless `opts.output` is None; return {"rows": DataFrame,
+    "failed": [...], "metrics": {...}}. `bundle_path` may be an already loaded Bundle (the Python API and
+    the demo load it once)."""
     import pandas as pd
 
-    from grcf.use.bundle import load_bundle
+    from grcf.use.bundle import Bundle, load_bundle
 
     sources = detect_inputs(inputs)
-    bundle = load_bundle(bundle_path)
+    bundle = bundle_path if isinstance(bundle_path, Bundle) else load_bundle(bundle_path)
     if opts.expect and bundle.task != opts.expect:
         raise GrcfError(f"{bundle_path}: bundle is a {bundle.task} model, but --expect {opts.expect} was asked")
     on_error = opts.on_error or ("skip" if len(sources) > 1 or any(s.from_folder for s in sources) else "fail")
@@ -331,6 +333,8 @@ def predict(bundle_path, inputs, opts: Options) -> dict:
         why = failed[0][1] if len(failed) == 1 else f"all {len(failed)} inputs failed"
         raise PredictError(f"nothing could be scored: {why}")
     rows = pd.concat(frames, ignore_index=True)
+    if opts.output is None:  # the Python API: rows only, no files
+        return {"rows": rows, "failed": failed, "metrics": metrics, "bundle": bundle}
     _write_outputs(rows, opts)
     if opts.plot:
         for path, g in rows[rows["kind"] == "media"].groupby("input", sort=False):
@@ -550,6 +554,43 @@ def _score_media(bundle, media: list[Source], store: Path, opts: Options, on_err
         df.insert(5, k, v)
     df.insert(0, "kind", "media")
     return df, failed
+
+
+def predict_texts(bundle, texts, progress: bool = False):
+    """Score raw texts (no media) with a loaded bundle: one row per text (id, score columns, transcript,
+    modalities); the same store and tensors as a media file's text, audio and vision marked absent."""
+    import pandas as pd
+
+    from grcf.data.extractors.text import encode_texts
+    from grcf.data.store import write_store
+
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise GrcfError("no texts to score")
+    if "text" not in bundle.modalities:
+        raise GrcfError(f"{bundle.path}: the bundle uses {'+'.join(bundle.modalities)}, not text: score media instead")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise DataError("texts", "empty text", record=i)
+    ids = [str(k) for k in range(len(texts))]
+    feats = {}
+    if not _finetuned_text(bundle, "text"):
+        t = bundle.config["features"]["text"]
+        feats["text"] = encode_texts(texts, model=t.get("model") or "default", max_length=int(t.get("max_length") or 64),
+                                     batch_size=64, device="cpu", progress=progress, source="texts")
+    mod_meta = {m: {**bundle.config["store_meta"]["modalities"].get(m, {}), "dim": int(bundle.config["dims"][m])}
+                for m in feats}
+    with tempfile.TemporaryDirectory(prefix="grcf-predict-") as tmp:
+        store = Path(tmp) / "texts.parquet"
+        write_store(store, ids=ids, splits=["test"] * len(ids), labels=[0.0] * len(ids), modalities=feats,
+                    meta={"dataset": "predict", "producer": "grcf.predict", "task": bundle.task, "modalities": mod_meta},
+                    texts=texts)
+        t = _tensors(bundle, store, "test")
+        pred = _predict(bundle, t)
+        present = _present(t)
+    return pd.DataFrame({"id": ids, **_score_columns(bundle, pred), "transcript": texts, "modalities": present})
 
 
 def plot_timeline(rows, out: Path, bundle) -> Path:
