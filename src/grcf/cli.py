@@ -156,6 +156,15 @@ def cmd_sweep(args):
     print(result["summary"])
 
 
+def cmd_check_params(args):
+    from grcf.atomic import write_text
+
+    _params(args)  # loads and validates; a typo is a GrcfError naming the key and the closest setting
+    if args.out:  # a stamp of constant content: stages after it rerun for their own params, not for this
+        write_text(args.out, "params checked\n")
+    print(f"{args.params}: valid")
+
+
 def cmd_validate(args):
     from grcf.data.validate import main as validate_main
 
@@ -280,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None)
     p.add_argument("--out", type=Path, default=None, help="also write the report as JSON here (a pipeline stamp)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("check-params", help="check a params file against the schema (DVC's first stage)")
+    _add_params(p)
+    p.add_argument("--out", type=Path, default=None, help="a stamp to write when valid")
+    p.set_defaults(func=cmd_check_params)
 
     p = sub.add_parser("sweep", help="tune a variant on valid (params.yaml `sweep`), then run the best on the seeds")
     _add_params(p)

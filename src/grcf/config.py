@@ -16,14 +16,45 @@ from grcf.errors import GrcfError
 from grcf.schema import load_schema, settings_at
 
 RUN_SECTIONS = ("model", "loss", "stage1", "stage2")
+DEFAULT_EXPERIMENT = "default"  # the experiment params.yaml alone makes
+
+
+def experiment_name(params: dict) -> str:
+    """The folder name of the experiment `params` make: runs/<it>/, results/<it>/, models/<it>/."""
+    return params.get("experiment") or DEFAULT_EXPERIMENT
+
+
+def load_yaml(path) -> object:
+    """A YAML file's content; a syntax error is a GrcfError naming the file, line and column."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise GrcfError(f"{where}: not valid YAML: {problem}") from None
+    except OSError as e:
+        raise GrcfError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def check_experiment_files(layers, default="params.yaml") -> None:
+    """Each experiment file (a --configfile layer) names its experiment, so that its outputs do not
+    land in, and overwrite, those of params.yaml or of another experiment."""
+    for name, layer in layers:
+        if name in (default, "--config"):
+            continue
+        if not isinstance(layer, dict) or "experiment" not in layer:
+            stem = Path(name).stem
+            raise GrcfError(f"{name}: an experiment file names its experiment (add `experiment: {stem}`), "
+                            f"so its outputs live apart under runs/{stem}/, results/{stem}/, models/{stem}/")
 
 
 def load_params(path="params.yaml") -> dict:
     path = Path(path)
     if not path.exists():
         raise GrcfError(f"{path}: parameter file not found")
-    with open(path) as f:
-        params = yaml.safe_load(f)
+    params = load_yaml(path)
     validate_params(params, path)
     return params
 
@@ -74,21 +105,25 @@ def validate_params(params: dict, source="params", layers=()) -> None:
         e = errors[0]
         where = "/".join(str(p) for p in e.absolute_path) or "<top>"
         raise GrcfError(f"{_origin(tuple(e.absolute_path), source, layers)}: invalid at {where}: {e.message}")
-    for name in params["run"]["variants"]:
-        if name not in params["variants"]:
-            raise GrcfError(f"{_origin(('run', 'variants'), source, layers)}: run.variants names unknown variant {name!r}")
-    for name in params["run"]["datasets"]:
-        if name not in params["datasets"]:
-            raise GrcfError(f"{_origin(('run', 'datasets'), source, layers)}: run.datasets names unknown dataset {name!r}")
-    for name in params.get("export", {}).get("variants", []):
-        if name not in params["variants"]:
-            raise GrcfError(f"{_origin(('export', 'variants'), source, layers)}: export.variants names unknown variant {name!r}")
+    names = (("run", "variants", "variants", "variant"), ("run", "datasets", "datasets", "dataset"),
+             ("export", "variants", "variants", "variant"))
+    for section, key, defined, what in names:
+        for name in params.get(section, {}).get(key, []):
+            if name not in params[defined]:
+                raise GrcfError(f"{_origin((section, key), source, layers)}: {section}.{key} names unknown {what} "
+                                f"{name!r}; {_closest(name, params[defined])}")
     for group, folds in params.get("cv", {}).items():
         unknown = [f for f in folds if f not in params["datasets"]]
         if unknown:
-            raise GrcfError(f"{source}: cv.{group} names unknown dataset(s) {unknown}")
+            raise GrcfError(f"{_origin(('cv', group), source, layers)}: cv.{group} names unknown dataset(s) {unknown}; "
+                            f"{_closest(unknown[0], params['datasets'])}")
         if group in params["datasets"]:
             raise GrcfError(f"{source}: cv.{group} has the name of a dataset; give the group its own name")
+
+
+def _closest(name, defined) -> str:
+    close = difflib.get_close_matches(str(name), sorted(defined), n=1)
+    return f"did you mean {close[0]!r}?" if close else f"defined: {', '.join(sorted(defined))}"
 
 
 def params_file_for(config: dict, layers=(), default="params.yaml", directory=".grcf/config") -> str:
@@ -149,3 +184,22 @@ def resolve_run(params: dict, dataset: str, variant: str) -> dict:
         variant=variant,
     )
     return cfg
+
+
+def main(argv=None) -> int:
+    """`python -m grcf.config FILE...`: check params/experiment files before Snakemake reads them
+    (a YAML error then names the file and line, not Snakemake's "Config file is not valid JSON or
+    YAML"); `make run EXPERIMENT=...` runs it first."""
+    import sys
+
+    for f in (sys.argv[1:] if argv is None else argv):
+        try:
+            load_yaml(f)
+        except GrcfError as e:
+            print(f"grcf: {e}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

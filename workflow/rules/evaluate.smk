@@ -13,8 +13,9 @@ rule evaluate:
         settings=lambda w: run_settings(w, "metrics", "modalities", "device", "model"),
         code=code("evaluate"),
     log:
-        "logs/" + RUN + "/evaluate.log",
+        LOGS + "/{dataset}/{variant}/seed{seed}/evaluate.log",
     shell:
         "grcf evaluate --params {PARAMS_FILE} --dataset {wildcards.dataset} --variant {wildcards.variant}"
-        " --seed {wildcards.seed} --features {input.features} --model {input.model} --out-dir runs/{wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed}"
+        " --seed {wildcards.seed} --features {input.features} --model {input.model}"
+        f" --out-dir runs/{EXP}/{{wildcards.dataset}}/{{wildcards.variant}}/seed{{wildcards.seed}}"
         " > {log} 2>&1"

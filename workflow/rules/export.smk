@@ -1,5 +1,6 @@
-# Model bundles: the best-validation seed of each exported variant as models/<dataset>/<variant>/
-# (safetensors + config.json + metrics.json + model card), read by `grcf predict`.
+# Model bundles: the best-validation seed of each exported variant as
+# models/<experiment>/<dataset>/<variant>/ (safetensors + config.json + metrics.json + model card),
+# read by `grcf predict`.
 
 
 rule export:
@@ -9,13 +10,13 @@ rule export:
         predictions=runs_of_variant(RUN + "/predictions.csv"),
         metrics=runs_of_variant(RUN + "/metrics.json"),
     output:
-        directory("models/{dataset}/{variant}"),
+        directory(MODELS),
     params:
         seeds=lambda w: as_json(config["run"]["seeds"]),
         predict=lambda w: as_json(config.get("predict", {})),
         code=code("export"),
     log:
-        "logs/export/{dataset}/{variant}.log",
+        LOGS + "/export/{dataset}/{variant}.log",
     shell:
-        "grcf export runs/{wildcards.dataset}/{wildcards.variant} models/{wildcards.dataset}/{wildcards.variant}"
+        f"grcf export runs/{EXP}/{{wildcards.dataset}}/{{wildcards.variant}} models/{EXP}/{{wildcards.dataset}}/{{wildcards.variant}}"
         " --params {PARAMS_FILE} --features {input.features} > {log} 2>&1"

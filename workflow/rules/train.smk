@@ -1,4 +1,5 @@
 # The two training stages, one job per dataset x variant x seed (GPU rules on a cluster).
+# Their epoch bars reach the console as a short line every 20 s (long on real data).
 
 
 rule train_stage1:
@@ -12,10 +13,11 @@ rule train_stage1:
         code=code("train_stage1"),
     threads: config.get("threads", 1)
     log:
-        "logs/" + RUN + "/stage1.log",
+        LOGS + "/{dataset}/{variant}/seed{seed}/stage1.log",
     shell:
         "grcf train-stage1 --params {PARAMS_FILE} --dataset {wildcards.dataset} --variant {wildcards.variant}"
-        " --seed {wildcards.seed} --features {input.features} --out {output.model} --log {output.log} > {log} 2>&1"
+        " --seed {wildcards.seed} --features {input.features} --out {output.model} --log {output.log} "
+        + progress("stage 1 {wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed}")
 
 
 rule train_stage2:
@@ -30,8 +32,9 @@ rule train_stage2:
         code=code("train_stage2"),
     threads: config.get("threads", 1)
     log:
-        "logs/" + RUN + "/stage2.log",
+        LOGS + "/{dataset}/{variant}/seed{seed}/stage2.log",
     shell:
         "grcf train-stage2 --params {PARAMS_FILE} --dataset {wildcards.dataset} --variant {wildcards.variant}"
         " --seed {wildcards.seed} --features {input.features} --init {input.init} --out {output.model}"
-        " --log {output.log} > {log} 2>&1"
+        " --log {output.log} "
+        + progress("stage 2 {wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed}")

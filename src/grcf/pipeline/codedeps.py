@@ -8,8 +8,10 @@ run only the format module of its `source` (cli.py picks it by name) and only th
 
 The fingerprint hashes each module's syntax tree with docstrings removed, so comments,
 docstrings and formatting do not change it: Snakemake passes it as a rerun-triggering param.
-`python -m grcf.pipeline.codedeps` prints the module lists that dvc.yaml's stages depend on;
-`python -m grcf.pipeline.codedeps --write dvc.yaml` puts them there (after a change to the imports).
+DVC's stages depend on the same code at the grain of the layers (`packages`): the sub-packages
+a step's modules live in (`src/grcf/training`, `src/grcf/data`, ...) and the base modules by
+file. `python -m grcf.pipeline.codedeps` prints those lists; `python -m grcf.pipeline.codedeps
+--write dvc.yaml` puts them there (after a change to the imports).
 """
 
 from __future__ import annotations
@@ -131,8 +133,29 @@ def modules(step: str, source: str | None = None, modalities=None, src="src/grcf
             continue
         files[module] = path
         parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
-        todo += parents + sorted(_imports(_parse(path), module, path.name == "__init__.py"))
+        tree = _parse(path)
+        if module == PACKAGE:  # the Python API's front door: its functions' lazy imports are no step's code
+            tree = ast.Module(body=[n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))],
+                              type_ignores=[])
+        todo += parents + sorted(_imports(tree, module, path.name == "__init__.py"))
     return sorted(p.as_posix() for p in files.values())
+
+
+def packages(paths) -> list[str]:
+    """The layer grain of `paths` (module files under src/grcf): each sub-package's folder once
+    (src/grcf/training/losses.py -> src/grcf/training), a base module (src/grcf/config.py) as itself."""
+    out = set()
+    for p in map(Path, paths):
+        parts = p.parts
+        i = parts.index(PACKAGE)  # src/grcf/<sub-package>/... or src/grcf/<module>.py
+        out.add(Path(*parts[: i + 2]).as_posix() if len(parts) > i + 2 else p.as_posix())
+    return sorted(out)
+
+
+def covers(deps, path) -> bool:
+    """Whether a DVC dep in `deps` (a file, or a folder holding it) covers the module `path`."""
+    path = Path(path).as_posix()
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
 
 
 class _NoDocstrings(ast.NodeTransformer):
@@ -162,8 +185,8 @@ def fingerprint(paths) -> str:
 
 
 def write_dvc_deps(dvc_yaml="dvc.yaml") -> bool:
-    """Replace each stage's `- src/grcf/...` deps in dvc.yaml by the computed list (comments and
-    everything else kept). True when the file changed."""
+    """Replace each stage's `- src/grcf/...` deps in dvc.yaml by the computed packages (comments
+    and everything else kept). True when the file changed."""
     path = Path(dvc_yaml)
     old = path.read_text().split("\n")
     new, stage = [], None
@@ -174,7 +197,7 @@ def write_dvc_deps(dvc_yaml="dvc.yaml") -> bool:
         if not dep or stage not in STEPS:
             new.append(line)
         elif not (new and new[-1].startswith(f"{dep.group(1)}- src/grcf/")):  # first of the run
-            new += [f"{dep.group(1)}- {p}" for p in modules(stage)]
+            new += [f"{dep.group(1)}- {p}" for p in packages(modules(stage))]
     if new == old:
         return False
     from grcf.atomic import write_text
@@ -191,7 +214,7 @@ def main(argv=None) -> None:
         return
     for step in STEPS:
         print(f"{step}:")
-        for path in modules(step):
+        for path in packages(modules(step)):
             print(f"  - {path}")
 
 
