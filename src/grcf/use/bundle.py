@@ -79,23 +79,25 @@ def pick_seed(run_root, seeds=None) -> tuple[Path, dict]:
 
 
 def feature_settings(store_meta: dict) -> dict:
-    """The extraction settings that produced a training store, per modality, from its metadata."""
+    """The extraction settings that produced a training store, per modality, from its metadata
+    (producer strings in their canonical form, whatever version of grcf wrote the store)."""
+    from grcf.data.extractors import canonical, settings_of
+
     out = {}
     mods = store_meta.get("modalities", {})
     if "text" in mods:
         t = mods["text"]
-        producer = t.get("producer", "")
+        producer = canonical(t.get("producer"))
         out["text"] = {"producer": producer, "dim": t.get("dim"), "level": t.get("level"),
-                       "model": producer.split(":", 1)[1] if producer.startswith("transformers:") else None,
-                       "max_length": t.get("max_length")}
+                       "model": settings_of(producer).get("model"), "max_length": t.get("max_length")}
     if "audio" in mods:
         a = mods["audio"]
-        producer = a.get("producer", "")
-        out["audio"] = {"producer": producer, "dim": a.get("dim"), "backend": producer.split("@", 1)[0] or None,
+        producer = canonical(a.get("producer"))
+        out["audio"] = {"producer": producer, "dim": a.get("dim"), "backend": settings_of(producer).get("backend"),
                         "sample_rate": a.get("sample_rate"), "hop_seconds": a.get("hop_seconds")}
     if "vision" in mods:
         v = mods["vision"]
-        out["vision"] = {"producer": v.get("producer", ""), "dim": v.get("dim"), "fps": v.get("fps")}
+        out["vision"] = {"producer": canonical(v.get("producer")), "dim": v.get("dim"), "fps": v.get("fps")}
     return out
 
 

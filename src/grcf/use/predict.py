@@ -26,6 +26,7 @@ import numpy as np
 
 from grcf import MODALITIES
 from grcf.data import datasets
+from grcf.data.extractors import canonical, extractable, producer
 from grcf.training.spec import backbone_spec
 from grcf.errors import DataError, GrcfError
 
@@ -35,7 +36,6 @@ VIDEO_EXT = {".mp4", ".mkv", ".webm", ".avi", ".mov"}
 AUDIO_EXT = {".wav", ".mp3"}
 MEDIA_EXT = VIDEO_EXT | AUDIO_EXT
 SILENT_PEAK = 1e-4  # a waveform whose peak stays below this is silent
-MEDIA_PRODUCERS = {"text": ("transformers:",), "audio": ("librosa@", "opensmile@"), "vision": ("opencv-haar@",)}
 
 
 class PredictError(GrcfError):
@@ -364,9 +364,29 @@ def check_features(bundle, store_meta: dict, where) -> None:
         want = trained.get(m, {})
         if int(got.get("dim", -1)) != int(bundle.config["dims"][m]) and not _finetuned_text(bundle, m):
             raise GrcfError(f"{where}: {m} features have dim {got.get('dim')}, the bundle was trained on {bundle.config['dims'][m]}")
-        if want.get("producer") and got.get("producer") and want["producer"] != got["producer"]:
-            raise GrcfError(f"{where}: {m} features come from {got['producer']!r}, the bundle was trained on"
-                            f" {want['producer']!r}")
+        if want.get("producer") and got.get("producer") and canonical(want["producer"]) != canonical(got["producer"]):
+            raise GrcfError(f"{where}: {m} features come from {canonical(got['producer'])!r}, the bundle was trained on"
+                            f" {canonical(want['producer'])!r}")
+
+
+def trained_producer(bundle, m) -> str:
+    """The canonical producer of the bundle's training features of modality m."""
+    return canonical((bundle.config["store_meta"].get("modalities", {}).get(m) or {}).get("producer"))
+
+
+def check_producers(bundle, planned: dict, where) -> None:
+    """Before any extraction: the features grcf would extract (`planned`, modality -> settings) must
+    be those the bundle was trained on; a fine-tuned text encoder reads raw text, not features."""
+    for m, settings in planned.items():
+        if _finetuned_text(bundle, m):
+            continue
+        want = trained_producer(bundle, m)
+        if not extractable(want):
+            raise GrcfError(f"{where}: the bundle's {m} features come from {want!r}, which grcf cannot extract from"
+                            " media; score that kind of data as a dataset (pickle/store) instead")
+        got = producer(m, settings)
+        if got != want:
+            raise GrcfError(f"{where}: {m} features would come from {got!r}, the bundle was trained on {want!r}")
 
 
 def _finetuned_text(bundle, m):
@@ -377,9 +397,9 @@ def dataset_options(bundle, kind: str, opts: Options) -> dict:
     """Builder options from the bundle's stored feature settings (the training store's)."""
     f = bundle.config["features"]
     options = {"modalities": [m for m in bundle.modalities], "workers": opts.workers, "on_error": opts.on_error or "skip",
-               "progress": opts.progress, "device": "cpu", "dataset": "predict"}
+               "progress": opts.progress, "device": "cpu", "dataset": "predict", "scoring": True}
     if "text" in f:
-        options["text"] = {"model": f["text"].get("model") or "default", "max_length": int(f["text"].get("max_length") or 64)}
+        options["text"] = {"model": _text_model(bundle), "max_length": int(f["text"].get("max_length") or 64)}
     if "audio" in f:
         options["audio"] = {k: f["audio"][k] for k in ("sample_rate", "hop_seconds", "backend") if f["audio"].get(k) is not None}
     if "vision" in f and f["vision"].get("fps") is not None:
@@ -389,33 +409,82 @@ def dataset_options(bundle, kind: str, opts: Options) -> dict:
     return options
 
 
+def _text_model(bundle) -> str:
+    """The text encoder of the bundle's training features (its canonical producer names it)."""
+    f = bundle.config["features"].get("text") or {}
+    want = trained_producer(bundle, "text")
+    return f.get("model") or (want.split(":", 1)[1] if want.startswith("transformers:") else "default")
+
+
+def _planned(bundle, options: dict, modalities) -> dict:
+    """modality -> the extraction settings a build with `options` would use (as the builders default them)."""
+    defaults = {"text": {"model": "default"}, "audio": {"backend": "librosa", "hop_seconds": 0.04}, "vision": {"fps": 5}}
+    return {m: {**defaults[m], **(options.get(m) or {})} for m in modalities if m in bundle.modalities}
+
+
 def _score_dataset(bundle, src: Source, store: Path, opts: Options):
+    """Every row of a dataset, whatever its split (the split matters for training, not for scoring);
+    metrics per split present and over all rows, from the rows that have a label."""
     import pandas as pd
 
-    from grcf.training.metrics import compute
     from grcf.data.store import SPLITS, read_meta
 
-    if datasets.get(src.kind).is_store:
+    fmt = datasets.get(src.kind)
+    if fmt.is_store:
         store = src.path
     else:
-        datasets.build(src.kind, src.path, store, dataset_options(bundle, src.kind, opts))
+        options = dataset_options(bundle, src.kind, opts)
+        check_producers(bundle, _planned(bundle, options, fmt.extracts), src.path)
+        datasets.build(src.kind, src.path, store, options)
     meta = read_meta(store)
     check_features(bundle, meta, src.path)
-    frames, metrics = [], {}
+    splits, has_label = _split_and_labelled(store)
+    frames = []
     for split in SPLITS:
+        if not (splits == split).any():
+            continue  # an absent split is no error here: a user's folder is often all one split
         t = _tensors(bundle, store, split)
-        if t is None:
-            continue
         pred = _predict(bundle, t)
-        labels = t.labels.numpy()
+        labels = np.where(has_label[splits == split], t.labels.numpy().astype(np.float64), np.nan)
         frames.append(pd.DataFrame({"input": str(src.path), "id": list(t.ids), "split": split, "label": labels,
                                     **_score_columns(bundle, pred),
-                                    "transcript": _texts(store, split), "modalities": _present(t)}))
-        if len(pred) > 1:
-            metrics[split] = compute(bundle.config["metrics_kind"], pred, labels)
+                                    "transcript": _texts(store, split), "modalities": _present(t), "_pred": pred}))
+    if not frames:
+        raise DataError(store, "no rows to score")
     df = pd.concat(frames, ignore_index=True)
+    metrics = _metrics(bundle, df)
+    df = df.drop(columns=["_pred"])
     df.insert(0, "kind", "dataset")
     return df, metrics
+
+
+def _split_and_labelled(store):
+    """(split of each row, whether it has a label), in store order (which load_split keeps within a
+    split); a store without a `has_label` column (every training store) is all labelled."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(store).names
+    cols = ["split"] + (["has_label"] if "has_label" in names else [])
+    table = pq.read_table(store, columns=cols)
+    splits = table.column("split").to_numpy(zero_copy_only=False).astype(str)
+    has = (table.column("has_label").to_numpy(zero_copy_only=False).astype(bool) if "has_label" in cols
+           else np.ones(len(splits), dtype=bool))
+    return splits, has
+
+
+def _metrics(bundle, df) -> dict:
+    """{split: metrics} for each split with at least two labelled rows, and "all" over every labelled
+    row when more than one split is present; {} without labels (scores only)."""
+    from grcf.training.metrics import compute
+
+    out = {}
+    lab = df[np.isfinite(df["label"].to_numpy(dtype=np.float64))]
+    for split, g in lab.groupby("split", sort=False):
+        if len(g) > 1:
+            out[split] = compute(bundle.config["metrics_kind"], g["_pred"].to_numpy(), g["label"].to_numpy())
+    if df["split"].nunique() > 1 and len(lab) > 1:
+        out["all"] = compute(bundle.config["metrics_kind"], lab["_pred"].to_numpy(), lab["label"].to_numpy())
+    return out
 
 
 def _texts(store, split):
@@ -431,12 +500,7 @@ def _tensors(bundle, store, split):
     from grcf.training.train import load_tensors
 
     cfg = {"modalities": bundle.modalities, "model": bundle.config["model_cfg"]}
-    try:
-        t = load_tensors(store, split, cfg, torch.device("cpu"))
-    except GrcfError as e:
-        if "is empty" in str(e):
-            return None
-        raise
+    t = load_tensors(store, split, cfg, torch.device("cpu"))
     n = len(t.ids)
     for m in bundle.modalities:
         if m not in t.features:
@@ -476,11 +540,6 @@ def _score_media(bundle, media: list[Source], store: Path, opts: Options, on_err
 
     f = bundle.config["features"]
     mods = bundle.modalities
-    for m in mods:
-        producer = (bundle.config["store_meta"].get("modalities", {}).get(m) or {}).get("producer", "")
-        if not _finetuned_text(bundle, m) and not producer.startswith(MEDIA_PRODUCERS[m]):
-            raise GrcfError(f"{bundle.path}: the bundle's {m} features come from {producer!r}, which grcf cannot"
-                            " extract from media; score that kind of data as a dataset (pickle/store) instead")
     need_text = "text" in mods
     extract = [m for m in ("audio", "vision") if m in mods]
     if not extract:
@@ -489,6 +548,9 @@ def _score_media(bundle, media: list[Source], store: Path, opts: Options, on_err
     audio_opts = {"sample_rate": 16000, "hop_seconds": 0.04, "backend": "librosa",
                   **{k: v for k, v in (f.get("audio") or {}).items() if k in ("sample_rate", "hop_seconds", "backend") and v is not None}}
     vision_opts = {"fps": (f.get("vision") or {}).get("fps") or 5}
+    # before any clip is opened: what would be extracted must be what the bundle was trained on
+    check_producers(bundle, {m: s for m, s in (("text", {"model": _text_model(bundle)}), ("audio", audio_opts),
+                                               ("vision", vision_opts)) if m in mods}, bundle.path)
     jobs, failed = [], []
     for s in media:
         try:
@@ -514,7 +576,7 @@ def _score_media(bundle, media: list[Source], store: Path, opts: Options, on_err
     feats, mod_meta = {}, {}
     if need_text and not _finetuned_text(bundle, "text"):
         t = f["text"]
-        feats["text"] = encode_texts(texts, model=t.get("model") or "default", max_length=int(t.get("max_length") or 64),
+        feats["text"] = encode_texts(texts, model=_text_model(bundle), max_length=int(t.get("max_length") or 64),
                                      batch_size=64, device="cpu", progress=opts.progress, source="transcripts")
     for m in extract:
         feats[m] = [u[m] for _, u in utts]
@@ -578,7 +640,7 @@ def predict_texts(bundle, texts, progress: bool = False):
     feats = {}
     if not _finetuned_text(bundle, "text"):
         t = bundle.config["features"]["text"]
-        feats["text"] = encode_texts(texts, model=t.get("model") or "default", max_length=int(t.get("max_length") or 64),
+        feats["text"] = encode_texts(texts, model=_text_model(bundle), max_length=int(t.get("max_length") or 64),
                                      batch_size=64, device="cpu", progress=progress, source="texts")
     mod_meta = {m: {**bundle.config["store_meta"]["modalities"].get(m, {}), "dim": int(bundle.config["dims"][m])}
                 for m in feats}

@@ -24,6 +24,7 @@ from grcf.data.checks import ID_SEP, SPLITS, Abort, Strict, check_ids, check_lab
 from grcf.errors import DataError
 from grcf.data.store import write_store
 from grcf.data.datasets import requested_modalities
+from grcf.data.extractors import producer
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,11 @@ def build(root, out, options: dict | None = None) -> Path:
     audio_opts = {"sample_rate": 16000, "hop_seconds": 0.04, "backend": "librosa", **(options.get("audio") or {})}
     vision_opts = {"fps": 5, **(options.get("vision") or {})}
     label_range = list(label_bounds(options.get("label_range"), (-3.0, 3.0)))
+    # scoring (grcf predict): a row's label may be empty and its mode empty; it is scored all the same
+    scoring = bool(options.get("scoring"))
     report = {"root": str(root), "out": str(out), "on_error": on_error, "failed_clips": [], "dropped_rows": [], "no_face_clips": []}
 
-    rows = read_labels(root / "label.csv", Strict(), *label_range, complete=False)
+    rows = read_labels(root / "label.csv", Strict(), *label_range, complete=False, scoring=scoring)
     # group rows by split (stable): the store's row groups then hold one split each, so
     # load_split decodes only its own groups
     rows.sort(key=lambda r: SPLITS.index(r["mode"]))
@@ -126,7 +129,7 @@ def build(root, out, options: dict | None = None) -> Path:
             batch_size=int(text_opts["batch_size"]), device=options.get("device", "cpu"),
             progress=options.get("progress", True), source=root / "label.csv",
         )
-        mod_meta["text"] = {"producer": f"transformers:{text_opts['model']}", "model_path": resolve_model_name(text_opts["model"]),
+        mod_meta["text"] = {"producer": producer("text", text_opts), "model_path": resolve_model_name(text_opts["model"]),
                             "max_length": int(text_opts["max_length"]), "level": "token",
                             "dtype": text_opts.get("dtype", STORE_DTYPE)}
     if "audio" in modalities:
@@ -134,13 +137,13 @@ def build(root, out, options: dict | None = None) -> Path:
 
         feats["audio"] = audio
         dim = AUDIO_DIM if audio_opts["backend"] == "librosa" else _infer(audio, 25)
-        mod_meta["audio"] = {"producer": f"{audio_opts['backend']}@{audio_opts['hop_seconds']}s", "dim": dim,
+        mod_meta["audio"] = {"producer": producer("audio", audio_opts), "dim": dim,
                              "sample_rate": int(audio_opts["sample_rate"]), "hop_seconds": float(audio_opts["hop_seconds"])}
     if "vision" in modalities:
         from grcf.data.extractors.vision import VISION_DIM
 
         feats["vision"] = vision
-        mod_meta["vision"] = {"producer": f"opencv-haar@{vision_opts['fps']}fps", "dim": VISION_DIM, "fps": float(vision_opts["fps"])}
+        mod_meta["vision"] = {"producer": producer("vision", vision_opts), "dim": VISION_DIM, "fps": float(vision_opts["fps"])}
 
     report.update(n_rows=n, n_clips_found=len(clips), n_with_media=int(has_media.sum()))
     write_json(log_path(out), report)
@@ -152,11 +155,15 @@ def build(root, out, options: dict | None = None) -> Path:
         "source": str(root),
         "modalities": mod_meta,
     }
+    extra = {"has_media": has_media.tolist(), "annotation": [r["annotation"] for r in rows]}
+    if scoring:  # unlabelled rows are stored with label 0 and has_label false
+        extra["has_label"] = [r["label"] is not None for r in rows]
     return write_store(
-        out, ids=[r["id"] for r in rows], splits=[r["mode"] for r in rows], labels=[r["label"] for r in rows],
+        out, ids=[r["id"] for r in rows], splits=[r["mode"] for r in rows],
+        labels=[0.0 if r["label"] is None else r["label"] for r in rows],
         modalities=feats, meta=meta, video_ids=[r["video_id"] for r in rows], clip_ids=[r["clip_id"] for r in rows],
         texts=[r["text"] for r in rows],
-        extra_columns={"has_media": has_media.tolist(), "annotation": [r["annotation"] for r in rows]},
+        extra_columns=extra,
     )
 
 
@@ -171,10 +178,12 @@ def clip_path(root, row) -> Path:
     return Path(root) / "Raw" / str(row["video_id"]) / f"{row['clip_id']}{MEDIA_EXT}"
 
 
-def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
+def read_labels(path, sink, lo, hi, *, complete=True, scoring=False) -> list[dict]:
     """The rows of label.csv (id, line, video_id, clip_id, text, label, mode, split, annotation), each
     label, mode and id checked. `complete` (validate) also wants every split and every row's text;
-    the builder passes False: it handles empty texts itself (on_error) and builds any splits given."""
+    the builder passes False: it handles empty texts itself (on_error) and builds any splits given.
+    `scoring` (grcf predict) takes rows without a label (label None) and without a mode (as test):
+    the `label` and `mode` columns may be empty or absent."""
     import pandas as pd
 
     if not path.exists():
@@ -185,6 +194,10 @@ def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
     except Exception as e:
         sink.error(path, f"cannot read CSV ({type(e).__name__}: {str(e).strip()})")
         raise Abort from None
+    if scoring:
+        for c in ("label", "mode"):
+            if c not in df.columns:
+                df[c] = ""
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         sink.error(path, f"missing column(s) {missing}; expected MMSA layout video_id,clip_id,text,label,annotation,mode")
@@ -194,7 +207,7 @@ def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
     has_annotation = "annotation" in df.columns
     for k, r in enumerate(df.to_dict("records")):
         rid = f"{r['video_id']}{ID_SEP}{r['clip_id']}"
-        mode = str(r["mode"]).strip().lower()
+        mode = str(r["mode"]).strip().lower() or ("test" if scoring else "")
         split = mode or None
         if mode not in SPLITS:
             sink.error(path, f"line {k + 2}: mode {r['mode']!r} is not one of {', '.join(SPLITS)}", record=rid,
@@ -203,7 +216,8 @@ def read_labels(path, sink, lo, hi, *, complete=True) -> list[dict]:
             ids_by_split.setdefault(mode, []).append(rid)
         if complete and not str(r["text"]).strip():
             sink.error(path, f"line {k + 2}: empty text", record=rid, split=split, field="text", check="empty text")
-        label = check_label(path, sink, r["label"], lo, hi, record=rid, split=split)
+        label = (None if scoring and not str(r["label"]).strip() else
+                 check_label(path, sink, r["label"], lo, hi, record=rid, split=split))
         try:
             x = float(r["label"])
         except ValueError:

@@ -17,6 +17,7 @@ import numpy as np
 
 from grcf.data.checks import Abort, Strict, load_pickle
 from grcf.errors import DataError
+from grcf.data.extractors import producer
 from grcf.data.store import write_store
 from grcf.data.datasets.text_order import UTTERANCE_FIRST, join_text, text_order
 
@@ -115,7 +116,7 @@ def build(json_path, out, options: dict | None = None, text_encoder=None) -> Pat
         "producer": PRODUCER,
         "task": "classification",
         "label_range": [0, 1],
-        "modalities": {"text": {"producer": f"text:{model}", "max_length": int(text_opts.get("max_length", 64))}},
+        "modalities": {"text": {"producer": producer("text", {"model": model}), "max_length": int(text_opts.get("max_length", 64))}},
         "source": {"json": str(json_path), "split": split, "valid_fraction": valid_fraction,
                    "seed": seed, "use_context": use_context, "text_order": order},
     }

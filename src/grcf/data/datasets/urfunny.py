@@ -16,6 +16,7 @@ import numpy as np
 
 from grcf.data.checks import Abort, Strict, check_ids, check_label, check_splits, label_bounds, load_pickle
 from grcf.errors import DataError
+from grcf.data.extractors import producer
 from grcf.data.store import write_store
 from grcf.data.datasets.text_order import UTTERANCE_FIRST, join_text, text_order
 
@@ -65,7 +66,7 @@ def build(src_dir, out, options: dict | None = None, text_encoder=None) -> Path:
         if text_encoder is None:
             from grcf.data.extractors.text import encode_texts as text_encoder
         columns["text"] = _encode(text_encoder, texts, text_opts, options.get("progress", True), src_dir / LANGUAGE)
-        meta_mods["text"] = {"producer": f"text:{model}", "max_length": int(text_opts.get("max_length", 64))}
+        meta_mods["text"] = {"producer": producer("text", {"model": model}), "max_length": int(text_opts.get("max_length", 64))}
     for m in ("audio", "vision"):
         if m in modalities:
             path = src_dir / FEATURE_FILES[m]

@@ -1,0 +1,215 @@
+"""Synthetic clips, MMSA raw folders made of them, and small bundles trained on them.
+
+`speech_clip` writes a short MP4 (a moving pattern at 10 fps, and a speech-like 16 kHz audio
+track: a voiced harmonic tone with a wandering pitch, cut into syllables), so predict and raw
+feature extraction are tested on a fresh clone without ../shared. `raw_folder` lays such clips
+out as an MMSA raw root; `raw_bundle` and `mustard_bundle` train and export a one-epoch model on
+one (real feature, training, evaluation and export code; the bundled MiniLM encodes the text).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+MOSI = REPO.parent / "shared" / "data" / "mosi"
+SR = 16000
+FPS = 10
+
+WORDS = ["i", "really", "liked", "hated", "the", "film", "it", "was", "great", "boring", "fine", "acting", "plot"]
+
+
+def speech_clip(path, *, seconds: float = 1.5, seed: int = 0, video: bool = True, audio: bool = True) -> Path:
+    """A small MP4 (64x48 video, mono AAC) written with PyAV; deterministic per seed."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("mpeg4", rate=FPS) if video else None
+        if v is not None:
+            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=SR) if audio else None
+        if a is not None:
+            a.layout = "mono"
+        if v is not None:
+            yy, xx = np.mgrid[0:48, 0:64]
+            for i in range(int(seconds * FPS)):
+                img = (128 + 60 * np.sin((xx + 3 * i) / (6 + seed % 5)) * np.cos(yy / 9)).astype(np.uint8)
+                frame = av.VideoFrame.from_ndarray(np.stack([img] * 3, axis=-1), format="rgb24")
+                for pkt in v.encode(frame):
+                    c.mux(pkt)
+        if a is not None:
+            wave = _speech_like(int(seconds * SR), rng)
+            for k in range(len(wave) // 1024):
+                f = av.AudioFrame.from_ndarray(wave[None, k * 1024:(k + 1) * 1024], format="fltp", layout="mono")
+                f.sample_rate, f.pts = SR, k * 1024
+                for pkt in a.encode(f):
+                    c.mux(pkt)
+            for pkt in a.encode(None):
+                c.mux(pkt)
+        if v is not None:
+            for pkt in v.encode(None):
+                c.mux(pkt)
+    return path
+
+
+def _speech_like(n: int, rng) -> np.ndarray:
+    t = np.arange(n) / SR
+    f0 = 110 + 60 * rng.random() + 25 * np.sin(2 * np.pi * (0.7 + rng.random()) * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    syllables = np.clip(np.sin(2 * np.pi * (3.5 + rng.random()) * t), 0, None) ** 2  # ~4 syllables a second
+    noise = 0.02 * rng.standard_normal(n)
+    return (0.25 * voiced * syllables + noise).astype(np.float32)
+
+
+def sentence(seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    return " ".join(rng.choice(WORDS, size=int(rng.integers(3, 7))))
+
+
+def raw_folder(root, rows) -> Path:
+    """An MMSA raw root: label.csv from `rows` (dicts with video_id, clip_id, text, label, annotation,
+    mode; label/mode may be "" or left out) and a synthetic clip per row (a row with `clip=False` has
+    none; `clip` bytes are written as the clip, e.g. a broken file)."""
+    import pandas as pd
+
+    root = Path(root)
+    (root / "Raw").mkdir(parents=True, exist_ok=True)
+    for k, r in enumerate(rows):
+        clip = root / "Raw" / str(r["video_id"]) / f"{r['clip_id']}.mp4"
+        if isinstance(r.get("clip"), bytes):
+            clip.parent.mkdir(parents=True, exist_ok=True)
+            clip.write_bytes(r["clip"])
+        elif r.get("clip", True):
+            speech_clip(clip, seed=k)
+    cols = [c for c in ("video_id", "clip_id", "text", "label", "annotation", "mode") if any(c in r for r in rows)]
+    pd.DataFrame([{c: r.get(c, "") for c in cols} for r in rows]).to_csv(root / "label.csv", index=False)
+    return root
+
+
+def synthetic_rows(n_train=8, n_valid=4, n_test=4) -> list[dict]:
+    """Labelled rows whose label follows the words (liked/great: positive; hated/boring: negative)."""
+    rows = []
+    for k, mode in enumerate(["train"] * n_train + ["valid"] * n_valid + ["test"] * n_test):
+        text = sentence(k)
+        label = float(np.clip(sum(text.count(w) for w in ("liked", "great")) - sum(text.count(w) for w in ("hated", "boring")), -3, 3))
+        rows.append({"video_id": f"vid{k // 4}", "clip_id": str(k % 4 + 1), "text": text, "label": f"{label:g}",
+                     "annotation": "Positive" if label > 0 else "Negative" if label < 0 else "Neutral", "mode": mode})
+    return rows
+
+
+def mosi_rows(video_ids=None) -> list[dict] | None:
+    """The shared real MOSI clips' label.csv rows (None without ../shared): dicts with `source`, the clip."""
+    import pandas as pd
+
+    if not (MOSI / "Raw").is_dir():
+        return None
+    labels = pd.read_csv(MOSI / "label.csv", dtype=str, keep_default_na=False)
+    clips = {(p.parent.name, p.stem): p for p in sorted(MOSI.glob("Raw/*/*.mp4"))}
+    rows = []
+    for r in labels.to_dict("records"):
+        if (r["video_id"], r["clip_id"]) in clips and (video_ids is None or r["video_id"] in video_ids):
+            rows.append({**r, "source": clips[(r["video_id"], r["clip_id"])]})
+    return rows
+
+
+def link_folder(root, rows, **set_columns) -> Path:
+    """An MMSA raw root of real clips (symlinked): `rows` from mosi_rows, columns overridden
+    (`mode="train"`, `label=""`), a column set to None dropped."""
+    import pandas as pd
+
+    root = Path(root)
+    for r in rows:
+        clip = root / "Raw" / r["video_id"] / f"{r['clip_id']}.mp4"
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        if not clip.exists():
+            clip.symlink_to(r["source"])
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "source"} for r in rows])
+    for col, value in set_columns.items():
+        if value is None:
+            df = df.drop(columns=[col])
+        else:
+            df[col] = value
+    df.to_csv(root / "label.csv", index=False)
+    return root
+
+
+def _params(tmp: Path, name: str, dataset: dict) -> dict:
+    from grcf.config import load_params
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["datasets"] = {name: dataset}
+    params["run"] = {"datasets": [name], "variants": ["grcf"], "seeds": [0]}
+    params["export"] = {"variants": ["grcf"]}
+    params.pop("cv", None)
+    params["sweep"]["dataset"] = name
+    params["device"] = "cpu"
+    params["threads"] = 1
+    for stage in ("stage1", "stage2"):
+        params[stage].update(epochs=1, patience=1)
+    params["model"]["hidden"] = 8
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    return load_params(tmp / "params.yaml")
+
+
+def _train_and_export(tmp: Path, params: dict, name: str) -> Path:
+    from grcf.cli import main
+    from grcf.config import resolve_run
+    from grcf.data.datasets import build, feature_options
+    from grcf.training.evaluate import evaluate_run
+    from grcf.training.train import train_stage1, train_stage2
+
+    store = tmp / "features" / f"{name}.parquet"
+    kind, src, options = feature_options(params, name)
+    build(kind, src, store, {**options, "progress": False})
+    cfg = resolve_run(params, name, "grcf")
+    run = tmp / "runs" / name / "grcf" / "seed0"
+    train_stage1(cfg, store, run / "stage1.pt", run / "stage1_log.csv", 0)
+    train_stage2(cfg, store, run / "stage1.pt", run / "stage2.pt", run / "stage2_log.csv", 0)
+    evaluate_run(cfg, store, run / "stage2.pt", run, 0)
+    bundle = tmp / "models" / name / "grcf"
+    assert main(["export", str(run.parent), str(bundle), "--features", str(store),
+                 "--params", str(tmp / "params.yaml")]) == 0
+    return bundle
+
+
+def raw_bundle(tmp, modalities=("text", "audio")) -> Path:
+    """A one-epoch bundle trained on a synthetic MMSA raw folder (no face in the synthetic video, so
+    vision is left out by default)."""
+    tmp = Path(tmp)
+    root = raw_folder(tmp / "synthetic_raw", synthetic_rows())
+    params = _params(tmp, "synth", {"source": "mmsa_raw", "path": str(root), "task": "regression", "metrics": "mosi",
+                                    "modalities": list(modalities)})
+    return _train_and_export(tmp, params, "synth")
+
+
+def sarcasm_json(path, n=24) -> Path:
+    """A tiny sarcasm_data.json in MUStARD's layout: FRIENDS items are the speaker-independent test."""
+    data = {}
+    for i in range(n):
+        sarcastic = i % 2 == 0
+        data[f"{i}_{100 + i}"] = {
+            "utterance": ("oh great, another monday" if sarcastic else "thanks, that was helpful") + f" {sentence(i)}",
+            "speaker": f"SPK{i % 3}", "context": [sentence(100 + i)], "context_speakers": ["ALICE"],
+            "show": "FRIENDS" if i % 4 == 3 else "BBT", "sarcasm": sarcastic}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def mustard_bundle(tmp) -> Path:
+    """A one-epoch sarcasm bundle from a store the MUStARD builder made of `sarcasm_json`."""
+    tmp = Path(tmp)
+    src = sarcasm_json(tmp / "mustard" / "sarcasm_data.json")
+    params = _params(tmp, "sarc", {"source": "mustard", "path": str(src), "task": "classification", "metrics": "binary",
+                                   "split": "speaker_independent", "valid_fraction": 0.25, "use_context": True,
+                                   "text_order": "utterance_first"})
+    return _train_and_export(tmp, params, "sarc")
