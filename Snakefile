@@ -22,6 +22,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/slurm.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/pretrained.smk"
 
 # Snakemake keeps one onstart hook: the last registered. Ours checks that the rules' `grcf` is on
 # PATH (else every job fails with exit 127), then runs the one an included file registered.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from grcf.errors import GrcfError
+
 
 def cmd_export(args):
     from grcf.use.bundle import export_bundle
@@ -43,6 +45,20 @@ def cmd_predict(args):
     n_items = rows["input"].nunique()
     print(f"wrote {args.output}: {len(rows)} rows from {n_items} input(s)"
           + (f", {len(result['failed'])} skipped" if result["failed"] else ""))
+    return 0
+
+
+def cmd_pretrained(args):
+    from grcf.use.pretrained import write_pretrained
+
+    transfer = {}
+    for item in args.transfer:
+        name, sep, store = item.partition("=")
+        if not sep or not name or not store:
+            raise GrcfError(f"--transfer {item!r}: expected NAME=STORE, e.g. mosi_text=features/mosi_text.parquet")
+        transfer[name] = Path(store)
+    out = write_pretrained(args.run, args.out, features=args.features, params_file=args.params, transfer=transfer)
+    print(f"wrote {out}")
     return 0
 
 
@@ -87,6 +103,15 @@ def add_parsers(sub) -> None:
                    help="split longer media into utterances (default: the bundle's, 30 s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("pretrained", help="the shipped model: export a run, test it on other datasets, write its card")
+    p.add_argument("run", type=Path, help="runs/<experiment>/<dataset>/<variant> (its seed<k> folders)")
+    p.add_argument("out", type=Path, help="the bundle folder, models/pretrained/<name>")
+    p.add_argument("--features", type=Path, required=True, help="the run's feature store")
+    p.add_argument("--params", required=True, help="params.yaml (run.seeds, predict settings)")
+    p.add_argument("--transfer", action="append", default=[], metavar="NAME=STORE",
+                   help="also report the test split of this dataset's store (one it was not trained on)")
+    p.set_defaults(func=cmd_pretrained)
 
     p = sub.add_parser("demo", help="a local web page (Gradio) that scores an uploaded or recorded clip, or text")
     p.add_argument("bundle", nargs="?", type=Path, help="a bundle folder (default: the shipped model)")

@@ -38,6 +38,7 @@ STEPS = {
     "summarize_cv": "cmd_summarize_cv",
     "report": "cmd_report",
     "export": "cli_predict:cmd_export",  # `module:function` for a subcommand registered from another module
+    "pretrained": "cli_predict:cmd_pretrained",
 }
 PER_DATASET = ("validate", "features")
 # dataset source -> its format module (the registry's), and the modalities it extracts itself
