@@ -80,6 +80,10 @@ def test_speaker_independent(tmp_path):
     meta = read_meta(out)
     assert meta["dataset"] == "mus" and meta["task"] == "classification" and meta["label_range"] == [0, 1]
     assert set(meta["modalities"]) == {"text"} and meta["modalities"]["text"]["dim"] == DIM
+    # the producer the media path (grcf predict) extracts: a sarcasm bundle can score clips
+    from grcf.data.extractors import producer
+
+    assert meta["modalities"]["text"]["producer"] == producer("text", {"model": "default"}) == "transformers:default"
 
     by_id = {r["id"]: r for r in pq.read_table(out, columns=["id", "show", "speaker", "label"]).to_pylist()}
     texts = {}

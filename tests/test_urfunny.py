@@ -215,6 +215,10 @@ def test_real_text_encoder(tmp_path):
     s = load_split(out, "train")
     assert s.features["text"].shape[0] == 4 and s.features["text"].shape[2] == 384
     assert np.isfinite(s.features["text"]).all()
+    # the producer the media path (grcf predict) extracts: a humor bundle can score clips
+    from grcf.data.extractors import producer
+
+    assert read_meta(out)["modalities"]["text"]["producer"] == producer("text", {"model": "default"})
 
 
 @pytest.mark.parametrize("order", ["utterance_first", "context_first"])
