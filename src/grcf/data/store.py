@@ -2,13 +2,19 @@
 
 Columns: id, video_id, clip_id, split, label, raw_text (nullable), and per modality `m`:
 
-- `m_feat` (Parquet BYTE_ARRAY, Arrow large_binary): the sample's [L, D] float32 array as raw
-  little-endian bytes, row-major (L*D*4 bytes; null when the sample lacks the modality, b""
-  for a zero-length sequence); stored uncompressed, without dictionary or statistics;
-- `m_len` (int32): L (0 when missing); readers check L*D*4 against the byte length.
+- `m_feat` (Parquet BYTE_ARRAY, Arrow large_binary): the sample's [L, D] array as raw
+  little-endian float32 bytes, or float16 where the modality's metadata says `dtype: float16`
+  (L*D*4 or L*D*2 bytes; null when the sample lacks the modality, b"" for a zero-length
+  sequence); stored uncompressed, without dictionary or statistics;
+- `m_len` (int32): L (0 when missing); readers check L*D*itemsize against the byte length.
 
 D is not stored per row: the schema metadata key `grcf` holds JSON with dataset, producer,
-task, label_range, format_version and, per modality, its dim and producer.
+task, label_range, format_version and, per modality, its dim, dtype (absent = float32) and
+producer. MMSA raw text stores token states as float16 (extractors/text.py says why); a reader
+pads float16 into float32 unless asked to keep it (the tensor cache keeps it: half the memory).
+
+`write_store` writes one row group at a time and takes each modality as a list or an iterator,
+so a feature extractor's generator streams into the file with one row group in memory.
 
 Format version 2 (this layout) replaced version 1, where `m_feat` was
 list<fixed_size_list<float32, D>>: Parquet decodes repetition/definition levels for every
