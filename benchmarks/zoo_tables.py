@@ -1,10 +1,11 @@
-"""The README's model-zoo tables, from one zoo_matrix.py workspace (nothing typed by hand).
+"""The README's model-zoo tables, from one zoo_matrix.py or zoo_sweep.py workspace (nothing typed by hand).
 
     python benchmarks/zoo_tables.py ../grcf-zoo --dataset mosi_av [--save benchmarks/results/zoo_mosi_av]
 
-Prints, as Markdown: backbone x objective (test, mean ± std over seeds), grcf − pointwise and
-grcf − static pairwise per backbone (paired, 95 % bootstrap CI), each grcf ablation against that
-backbone's grcf, and the time per run (median wall / CPU seconds, with the threads and parallel
+Prints, as Markdown: backbone x objective (test, mean ± std over seeds, collapsed runs counted),
+grcf − pointwise and grcf − static pairwise per backbone (paired, 95 % bootstrap CI), default
+against default and, for a sweep's workspace, tuned against tuned (never tuned against default),
+each grcf ablation against that backbone's grcf, and the time per run (median wall / CPU seconds, with the threads and parallel
 runs they were measured with). `--save DIR` also writes the per-run test metrics and times
 (`runs.csv`), the paired comparisons behind the tables (`comparisons.csv`) and copies the
 workspace's `backbones.md` and `backbone_diff.png`, so the tables can be checked without the workspace.
@@ -20,28 +21,40 @@ from pathlib import Path
 import pandas as pd
 
 from grcf.results import backbone_summary, summarize
+from grcf.results.seeds import TUNED, family
 from zoo_matrix import ABLATIONS, BACKBONES, OBJECTIVES
 
 KEYS = ["Corr", "MAE", "Non0_acc_2", "Mult_acc_7"]
 
 
+def runs_root(work: Path, dataset: str) -> Path:
+    """runs/ of a zoo_matrix.py workspace (runs/<dataset>/...), or runs/<experiment>/ of a pipeline one."""
+    if (work / "runs" / dataset).is_dir():
+        return work / "runs"
+    found = sorted(p.parent for p in (work / "runs").glob(f"*/{dataset}") if p.is_dir())
+    if len(found) > 1:
+        raise SystemExit(f"{work}/runs holds {dataset} of several experiments: {[p.name for p in found]}")
+    return found[0] if found else work / "runs"
+
+
 def per_run(work: Path, dataset: str) -> pd.DataFrame:
-    """Every finished run of the workspace: backbone, objective, seed, test metrics, wall and CPU seconds."""
-    runs = work / "runs"
+    """Every finished run of the workspace: backbone, objective, seed, test metrics, collapsed, wall and CPU seconds."""
+    runs = runs_root(work, dataset)
     pairs = sorted((p.parent.parent.name, int(p.parent.name.removeprefix("seed")))
                    for p in (runs / dataset).glob("*/seed*/metrics.json"))
     if not pairs:
         raise SystemExit(f"{runs / dataset}: no finished run (no */seed*/metrics.json); is {work} a zoo_matrix.py workspace?")
     frames = [summarize.collect(runs, dataset, [v], [s]) for v, s in pairs]
     df = backbone_summary.annotate(pd.concat(frames, ignore_index=True), runs, dataset)
-    times_path = work / "results" / dataset / "wall_times.json"
+    times_path = work / "results" / runs.relative_to(work / "runs") / dataset / "wall_times.json"
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
     t = [times.get(f"{v}/seed{s}", {}) for v, s in zip(df.variant, df.seed)]
     df = df.assign(wall_s=[x.get("seconds") for x in t], cpu_s=[x.get("cpu_seconds") for x in t],
                    threads=[x.get("threads") for x in t], jobs=[x.get("jobs") for x in t])
     # the matrix's order: backbones as zoo_matrix lists them, then objectives, ablations, anything else
     rank = lambda order, x: order.index(x) if x in order else len(order)  # noqa: E731
-    key = df.backbone.map(lambda b: rank(BACKBONES, b)) * 100 + df.objective.map(lambda o: rank(OBJECTIVES + ABLATIONS, o))
+    key = df.backbone.map(lambda b: rank(BACKBONES, b)) * 100 + df.objective.map(
+        lambda o: rank(OBJECTIVES + [x + TUNED for x in OBJECTIVES] + ABLATIONS, o))
     return df.assign(_k=key).sort_values(["_k", "objective", "seed"], kind="stable").drop(columns="_k").reset_index(drop=True)
 
 
@@ -57,17 +70,25 @@ def main_table(df: pd.DataFrame, objectives) -> str:
 
 
 def _ci(comp: pd.DataFrame, bb: str, objective: str, baseline: str, metric: str) -> str:
-    r = comp[(comp.backbone == bb) & (comp.objective == objective) & (comp.baseline == baseline) & (comp.metric == metric)].iloc[0]
-    return f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]".replace("-", "−")
+    sel = comp[(comp.backbone == bb) & (comp.objective == objective) & (comp.baseline == baseline) & (comp.metric == metric)]
+    if not len(sel):
+        return "–"
+    r = sel.iloc[0]
+    cell = f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]".replace("-", "−")
+    k = getattr(r, "baseline_collapsed", 0)
+    return cell + (f" ⚠ {baseline} collapsed {int(k)}/{int(r.n)}" if pd.notna(k) and k > 0 else "")
 
 
-def diff_table(comp: pd.DataFrame, metrics=("Corr", "MAE")) -> str:
-    """grcf against each baseline, per backbone: mean paired difference [95 % bootstrap CI]."""
-    bases = [b for b in ("pointwise", "static_pairwise") if ((comp.objective == "grcf") & (comp.baseline == b)).any()]
+def diff_table(comp: pd.DataFrame, metrics=("Corr", "MAE"), suffix: str = "") -> str:
+    """grcf against each baseline of its family (suffix "" default, TUNED tuned), per backbone:
+    mean paired difference [95 % bootstrap CI], a collapsed baseline named in the cell."""
+    grcf = "grcf" + suffix
+    bases = [b + suffix for b in ("pointwise", "static_pairwise")
+             if ((comp.objective == grcf) & (comp.baseline == b + suffix)).any()]
     rows = ["| backbone | " + " | ".join(f"{m} − {b.replace('_', ' ')}" for b in bases for m in metrics) + " |",
             "|---|" + "---|" * (len(bases) * len(metrics))]
-    for bb in comp[comp.objective == "grcf"].backbone.unique():
-        rows.append(f"| {bb} | " + " | ".join(_ci(comp, bb, "grcf", b, m) for b in bases for m in metrics) + " |")
+    for bb in comp[comp.objective == grcf].backbone.unique():
+        rows.append(f"| {bb} | " + " | ".join(_ci(comp, bb, grcf, b, m) for b in bases for m in metrics) + " |")
     return "\n".join(rows)
 
 
@@ -75,11 +96,12 @@ def ablation_table(df: pd.DataFrame, comp: pd.DataFrame, metrics=("Corr", "MAE")
     """Each `grcf_*` variant (ablation, tuned): mean ± std and its paired difference from that backbone's grcf."""
     rows = ["| backbone | variant | " + " | ".join(metrics) + " | " + " | ".join(f"{m} − grcf" for m in metrics) + " |",
             "|---|---|" + "---|" * (2 * len(metrics))]
-    abl = df[df.objective.str.startswith("grcf_")]
+    abl = df[df.objective.str.startswith("grcf_") & (df.objective != "grcf" + TUNED)]
     for (bb, obj), g in abl.groupby(["backbone", "objective"], sort=False):
+        ref = "grcf" + (TUNED if family(obj) == "tuned" else "")  # never a tuned ablation against default grcf
         stats = [f"{g[m].mean():.4f} ± {g[m].std(ddof=1):.4f}" for m in metrics]
         rows.append(f"| {bb} | {obj} | " + " | ".join(stats) + " | "
-                    + " | ".join(_ci(comp, bb, obj, "grcf", m) for m in metrics) + " |")
+                    + " | ".join(_ci(comp, bb, obj, ref, m) for m in metrics) + " |")
     return "\n".join(rows)
 
 
@@ -108,16 +130,24 @@ def main():
           f"({len(full)} in cells with all {df.seed.nunique()} seeds)\n")
     print(main_table(full, ["pointwise", "static_pairwise", "grcf"]) + "\n")
     if len(comp) and (comp.objective == "grcf").any():
+        print("Default vs default (params.yaml's settings for every objective):\n")
         print(diff_table(comp) + "\n")
-    if len(comp) and full.objective.str.startswith("grcf_").any():
+    tuned = [o + TUNED for o in ("pointwise", "static_pairwise", "grcf")]
+    if full.objective.isin(tuned).any():
+        print("Tuned vs tuned (each objective tuned on valid with the same number of trials):\n")
+        print(main_table(full, tuned) + "\n")
+        if len(comp) and (comp.objective == "grcf" + TUNED).any():
+            print(diff_table(comp, suffix=TUNED) + "\n")
+    if len(comp) and (full.objective.str.startswith("grcf_") & ~full.objective.isin(tuned)).any():
         print(ablation_table(full, comp) + "\n")
     print(time_table(df))
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
-        cols = ["backbone", "objective", "variant", "seed", *[k for k in KEYS if k in df], "wall_s", "cpu_s", "threads", "jobs"]
+        cols = ["backbone", "objective", "variant", "seed", *[k for k in KEYS if k in df], "collapsed", "wall_s", "cpu_s",
+                "threads", "jobs"]
         df[cols].to_csv(args.save / "runs.csv", index=False, float_format="%.6g")
         comp.to_csv(args.save / "comparisons.csv", index=False, float_format="%.6g")
-        res = args.workdir / "results" / args.dataset
+        res = args.workdir / "results" / runs_root(args.workdir, args.dataset).relative_to(args.workdir / "runs") / args.dataset
         for name in ("backbones.md", "backbone_diff.png"):
             if (res / name).exists():
                 shutil.copy2(res / name, args.save / name)
