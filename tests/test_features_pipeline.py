@@ -7,8 +7,9 @@ import subprocess
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, copy_project, dvc, edit_params, snakemake
-from test_mmsa_pickle import make_mmsa, write
+from support.commands import dvc, snakemake
+from support.mmsa import make_mmsa, write_pickle
+from support.project import REPO, copy_project, edit_params
 
 SHARED = REPO.parent / "shared" / "data" / "mosi"
 
@@ -32,7 +33,7 @@ def test_snakemake_builds_shared_mosi_features(tmp_path):
 
 
 def _pickle_project(tmp_path):
-    src = write(tmp_path, make_mmsa(aligned=False))
+    src = write_pickle(tmp_path, make_mmsa(aligned=False))
     project = copy_project(tmp_path / "project")
     params = edit_params(project, {"run.datasets": ["embedded"]})
     params["datasets"]["synth"] = {"source": "mmsa_pickle", "path": str(src), "task": "regression", "metrics": "mosi"}

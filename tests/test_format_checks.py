@@ -2,43 +2,40 @@
 
 import numpy as np
 import pytest
-import test_mmsa_pickle as mmsa_t
-import test_mustard as mustard_t
-import test_urfunny as urfunny_t
-import test_validate as validate_t
 
 from grcf.data.datasets import mmsa_pickle, mmsa_raw, mustard, urfunny
 from grcf.errors import DataError
 from grcf.data.store import load_split
 from grcf.data.validate import validate_path
+from support import mmsa as mmsa_src, mustard as mustard_src, urfunny as urfunny_src
 
 
 def _mmsa_pickle(d):
-    data = mmsa_t.make_mmsa(False)
+    data = mmsa_src.make_mmsa(False)
     data["valid"]["vision_lengths"][2] = 999
-    return mmsa_t.write(d, data, "bad.pkl"), lambda src, out: mmsa_pickle.build(src, out, {})
+    return mmsa_src.write_pickle(d, data, "bad.pkl"), lambda src, out: mmsa_pickle.build(src, out, {})
 
 
 def _mmsa_raw(d):
-    root = validate_t.write_raw(d / "raw", validate_t.GOOD_ROWS + [("vidA", "3", "too happy", "4.5", "Positive", "train")])
+    root = mmsa_src.write_raw(d / "raw", mmsa_src.GOOD_ROWS + [("vidA", "3", "too happy", "4.5", "Positive", "train")])
     return root, lambda src, out: mmsa_raw.build(src, out, {"modalities": ["text"], "progress": False})
 
 
 def _urfunny(d):
-    urfunny_t.make_release(d)
-    urfunny_t._label_bad(d)
-    return d, lambda src, out: urfunny.build(src, out, {}, text_encoder=urfunny_t.FakeEncoder())
+    urfunny_src.make_release(d)
+    urfunny_src.label_not_binary(d)
+    return d, lambda src, out: urfunny.build(src, out, {}, text_encoder=urfunny_src.FakeEncoder())
 
 
 def _mustard_record(d):
-    mustard_t._non_bool(d)
-    return d / "sarcasm_data.json", lambda src, out: mustard.build(src, out, {}, text_encoder=mustard_t.fake_encoder)
+    mustard_src.sarcasm_not_bool(d)
+    return d / "sarcasm_data.json", lambda src, out: mustard.build(src, out, {}, text_encoder=mustard_src.fake_encoder)
 
 
 def _mustard_fold(d):
-    mustard_t._index_out_of_range(d)
+    mustard_src.fold_index_out_of_range(d)
     return d / "sarcasm_data.json", lambda src, out: mustard.build(src, out, {"split": "fold1"},
-                                                                   text_encoder=mustard_t.fake_encoder)
+                                                                   text_encoder=mustard_src.fake_encoder)
 
 
 @pytest.mark.parametrize("make", [_mmsa_pickle, _mmsa_raw, _urfunny, _mustard_record, _mustard_fold])
@@ -57,8 +54,8 @@ def test_builder_stops_with_the_error_validate_reports(tmp_path, make):
 
 
 def test_builder_accepts_what_validate_passes(tmp_path):
-    data = mmsa_t.make_mmsa(True)
-    src = mmsa_t.write(tmp_path, data, "good.pkl")
+    data = mmsa_src.make_mmsa(True)
+    src = mmsa_src.write_pickle(tmp_path, data, "good.pkl")
     assert not [p for p in validate_path(src) if p.severity == "error"]
     out = mmsa_pickle.build(src, tmp_path / "good.parquet", {})
     assert not [p for p in validate_path(out) if p.severity == "error"]

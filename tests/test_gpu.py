@@ -6,7 +6,7 @@ import torch
 
 from grcf.training.evaluate import evaluate_run
 from grcf.training.train import train_stage1, train_stage2
-from test_finetune import finetune_run
+from support.stores import finetune_run
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

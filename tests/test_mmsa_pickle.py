@@ -1,5 +1,4 @@
 import logging
-import pickle
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -8,56 +7,13 @@ import pytest
 from grcf.data.datasets.mmsa_pickle import build
 from grcf.errors import DataError
 from grcf.data.store import load_split, read_meta
-
-SIZES = {"train": 5, "valid": 3, "test": 4}
-
-
-def make_mmsa(aligned: bool, sims: bool = False, seed=0, L=12, La=20, Lv=15, Da=5, Dv=7):
-    """A synthetic pickle with exactly MMSA's keys and dtypes."""
-    rng = np.random.default_rng(seed)
-    data = {}
-    for split, n in SIZES.items():
-        la, lv = (L, L) if aligned else (La, Lv)
-        tl = rng.integers(3, L + 1, n)
-        text_bert = np.zeros((n, 3, L), dtype=np.float32)
-        for i, k in enumerate(tl):
-            text_bert[i, 0, :k] = rng.integers(100, 1000, k)
-            text_bert[i, 1, :k] = 1
-        d = {
-            "id": np.array([f"vid{split}{i // 2}$_${i}" for i in range(n)], dtype=object),
-            "raw_text": np.array([f"sentence {split} {i}" for i in range(n)], dtype=object),
-            "text": rng.standard_normal((n, L, 768)).astype(np.float32),
-            "text_bert": text_bert,
-            "audio": rng.standard_normal((n, la, Da)).astype(np.float32),
-            "vision": rng.standard_normal((n, lv, Dv)).astype(np.float32),
-            "regression_labels": rng.uniform(-1 if sims else -3, 1 if sims else 3, n).astype(np.float32),
-            "classification_labels": rng.integers(0, 3, n).astype(np.float32),
-            "annotations": np.array(["Positive"] * n, dtype=object),
-        }
-        d["audio"][0, 1, 2] = -np.inf  # MMSA files carry -inf from log energies
-        d["audio"][-1, 0, :] = -np.inf
-        if not aligned:
-            d["audio_lengths"] = [int(x) for x in rng.integers(1, La + 1, n)]
-            d["vision_lengths"] = [int(x) for x in rng.integers(1, Lv + 1, n)]
-            d["audio_lengths"][0] = La
-            d["audio_lengths"][-1] = max(1, d["audio_lengths"][-1])
-        if sims:
-            for m in "TAV":
-                d[f"regression_labels_{m}"] = rng.uniform(-1, 1, n).astype(np.float32)
-        data[split] = d
-    return data
-
-
-def write(tmp_path, data, name="data.pkl"):
-    p = tmp_path / name
-    p.write_bytes(pickle.dumps(data, protocol=4))
-    return p
+from support.mmsa import SIZES, make_mmsa, write_pickle
 
 
 @pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "unaligned"])
 def test_round_trip(tmp_path, aligned, caplog):
     data = make_mmsa(aligned)
-    src = write(tmp_path, data)
+    src = write_pickle(tmp_path, data)
     with caplog.at_level(logging.WARNING):
         out = build(src, tmp_path / "out.parquet", {"dataset": "mosi"})
     assert "-inf" in caplog.text
@@ -93,14 +49,14 @@ def test_round_trip(tmp_path, aligned, caplog):
 
 def test_sims_extra_labels_and_range(tmp_path):
     data = make_mmsa(aligned=False, sims=True, Da=33, Dv=709)
-    out = build(write(tmp_path, data), tmp_path / "sims.parquet", {"dataset": "sims"})
+    out = build(write_pickle(tmp_path, data), tmp_path / "sims.parquet", {"dataset": "sims"})
     assert read_meta(out)["label_range"] == [-1.0, 1.0]
     t = pq.read_table(out, columns=["split", "label_T", "label_A", "label_V"]).to_pandas()
     tr = t[t.split == "train"]
     for m in "TAV":
         np.testing.assert_allclose(tr[f"label_{m}"].to_numpy(), data["train"][f"regression_labels_{m}"], rtol=1e-6)
     # an explicit range wins
-    out2 = build(write(tmp_path, data), tmp_path / "sims3.parquet", {"label_range": [-3, 3]})
+    out2 = build(write_pickle(tmp_path, data), tmp_path / "sims3.parquet", {"label_range": [-3, 3]})
     assert read_meta(out2)["label_range"] == [-3.0, 3.0]
 
 
@@ -108,12 +64,12 @@ def test_modalities_subset(tmp_path):
     data = make_mmsa(aligned=True)
     for split in data:
         del data[split]["vision"]  # not needed when not asked for
-    out = build(write(tmp_path, data), tmp_path / "ta.parquet", {"modalities": ["text", "audio"]})
+    out = build(write_pickle(tmp_path, data), tmp_path / "ta.parquet", {"modalities": ["text", "audio"]})
     assert set(load_split(out, "train").features) == {"text", "audio"}
 
 
 def _expect_error(tmp_path, data, *needles):
-    src = write(tmp_path, data, "bad.pkl")
+    src = write_pickle(tmp_path, data, "bad.pkl")
     out = tmp_path / "bad.parquet"
     with pytest.raises(DataError) as e:
         build(src, out, {})

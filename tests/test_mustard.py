@@ -1,6 +1,4 @@
 import json
-import pickle
-import zlib
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -9,54 +7,8 @@ import pytest
 from grcf.data.datasets import mustard
 from grcf.errors import DataError
 from grcf.data.store import load_split, read_meta
-
-DIM = 8
-
-
-def fake_encoder(texts, *, model="default", max_length=64, batch_size=64, device="cpu", progress=True):
-    """Hashed bag-of-words: one deterministic DIM-vector per word."""
-    out = []
-    for t in texts:
-        words = t.split()[:max_length] or [""]
-        out.append(np.asarray([np.random.default_rng(zlib.crc32(w.encode())).standard_normal(DIM) for w in words],
-                              dtype=np.float32))
-    return out
-
-
-SHOWS = ["BBT", "FRIENDS", "BBT", "GOLDENGIRLS", "FRIENDS", "SARCASMOHOLICS",
-         "BBT", "FRIENDS", "BBT", "BBT", "FRIENDS", "GOLDENGIRLS",
-         "BBT", "BBT", "SARCASMOHOLICS", "BBT", "GOLDENGIRLS", "BBT", "BBT", "BBT"]
-N = len(SHOWS)
-SARC = [i % 2 == 0 for i in range(N)]
-IDS = [f"{i % 3 + 1}_{100 + 7 * i}" for i in range(N)]
-
-
-def make_json(d, **override):
-    data = {}
-    for i, cid in enumerate(IDS):
-        data[cid] = {
-            "utterance": f"utterance number {i}",
-            "speaker": f"SPK{i % 4}",
-            "context": [f"context one {i}", f"context two {i}"],
-            "context_speakers": ["ALICE", "BOB"],
-            "show": SHOWS[i],
-            "sarcasm": SARC[i],
-        }
-    for cid, rec in override.items():
-        data[cid] = rec
-    path = d / "sarcasm_data.json"
-    path.write_text(json.dumps(data, indent=1))
-    return path
-
-
-def fold_pairs():
-    idx = np.arange(N)
-    return [(np.setdiff1d(idx, idx[k::5]), idx[k::5]) for k in range(5)]
-
-
-def make_folds(d, pairs=None):
-    with open(d / "split_indices.p", "wb") as f:
-        pickle.dump(pairs if pairs is not None else fold_pairs(), f, protocol=2)
+from support.mustard import (DIM, IDS, N, SARC, SHOWS, fake_encoder, fold_index_out_of_range, fold_pairs,
+                             make_folds, make_json, sarcasm_not_bool)
 
 
 def split_ids(out):
@@ -147,18 +99,6 @@ def _missing_key(d):
     make_json(d, **{IDS[4]: {"utterance": "x", "speaker": "S", "context": [], "context_speakers": [], "show": "BBT"}})
 
 
-def _non_bool(d):
-    make_json(d, **{IDS[2]: {"utterance": "x", "speaker": "S", "context": [], "context_speakers": [],
-                             "show": "BBT", "sarcasm": 1}})
-
-
-def _index_out_of_range(d):
-    make_json(d)
-    pairs = fold_pairs()
-    pairs[1] = (np.append(pairs[1][0], N), pairs[1][1])
-    make_folds(d, pairs)
-
-
 def _split_file_missing(d):
     make_json(d)
 
@@ -175,8 +115,8 @@ def _overlap(d):
     [
         (_bad_json, "speaker_independent", "sarcasm_data.json", None),
         (_missing_key, "speaker_independent", "sarcasm_data.json", f"[{IDS[4]}]"),
-        (_non_bool, "speaker_independent", "sarcasm_data.json", f"[{IDS[2]}]"),
-        (_index_out_of_range, "fold1", "split_indices.p", "[fold1]"),
+        (sarcasm_not_bool, "speaker_independent", "sarcasm_data.json", f"[{IDS[2]}]"),
+        (fold_index_out_of_range, "fold1", "split_indices.p", "[fold1]"),
         (_overlap, "fold1", "split_indices.p", "[fold1]"),
         (_split_file_missing, "fold0", "split_indices.p", None),
         (_split_file_missing, "fold_x", "sarcasm_data.json", None),

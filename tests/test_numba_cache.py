@@ -20,10 +20,7 @@ from pathlib import Path
 
 import pytest
 
-try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from conftest import _env, _exe
-except ImportError:  # tests/ is a package
-    from tests.conftest import _env, _exe
+from support.commands import tool_env, venv_exe
 
 MOSI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mosi"
 pytestmark = pytest.mark.skipif(not (MOSI / "Raw").is_dir(), reason=f"shared MOSI data not found at {MOSI}")
@@ -33,14 +30,14 @@ pytestmark = pytest.mark.skipif(not (MOSI / "Raw").is_dir(), reason=f"shared MOS
 def numba_env(tmp_path_factory):
     """Env for `grcf` subprocesses: a module-wide snapshot root and a stand-in shared cache."""
     root = tmp_path_factory.mktemp("numba")
-    env = _env()
+    env = tool_env()
     env.update(GRCF_NUMBA_CACHE=str(root / "snapshots"), NUMBA_CACHE_DIR=str(root / "shared"))
     env.pop("GRCF_TEST_CRASH_CLIP", None)
     return env
 
 
 def _extract(src, out, env, *extra):
-    args = [_exe("grcf"), "features", "raw", str(src), str(out), "--params", str(Path(out).parent / "none.yaml"),
+    args = [venv_exe("grcf"), "features", "raw", str(src), str(out), "--params", str(Path(out).parent / "none.yaml"),
             "--modalities", "audio", *extra]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -107,6 +104,7 @@ def test_three_parallel_extractions_then_a_fourth(tmp_path, numba_env):
         assert pq.read_table(tmp_path / f"run{k}.parquet", columns=cols).equals(first), k
 
 
+@pytest.mark.slow  # > 10 s on 2 cores
 def test_broken_shared_cache_is_never_read(tmp_path, numba_env):
     """A corrupted numba cache where librosa's would be (NUMBA_CACHE_DIR) does not break extraction."""
     planted = tmp_path / "planted"
@@ -128,6 +126,7 @@ def test_broken_shared_cache_is_never_read(tmp_path, numba_env):
     assert all(f.read_bytes().startswith(b"\x80\x04not a numba") for f in entries)  # left alone
 
 
+@pytest.mark.slow  # > 10 s on 2 cores
 def test_worker_killed_by_signal_is_named(tmp_path, numba_env):
     """A worker dying by SIGSEGV on one clip: that clip and the signal are reported; the rest is extracted."""
     root, rows = _mini(tmp_path, 7)  # more than the 2 * workers + 1 clips retried one per process

@@ -18,10 +18,8 @@ from collections import Counter
 import pytest
 import yaml
 
-try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from conftest import REPO, _env, _exe, dry_run, readme_commands, run_cmd, snakemake
-except ImportError:  # tests/ is a package
-    from tests.conftest import REPO, _env, _exe, dry_run, readme_commands, run_cmd, snakemake
+from support.commands import dry_run, run_cmd, snakemake, tool_env, venv_exe
+from support.project import REPO, readme_commands
 
 MOSI = REPO.parent / "shared" / "data" / "mosi"
 
@@ -77,9 +75,9 @@ def test_raw_folder_reruns_only_when_a_read_file_changes(small_project, tmp_path
 def test_make_unlock_after_killed_run(small_project):
     """A run killed mid-job leaves Snakemake's lock; the README's `make unlock` clears it."""
     assert "make unlock" in readme_commands("make unlock")
-    env = _env()
+    env = tool_env()
     locks = small_project / ".snakemake" / "locks"
-    p = subprocess.Popen([_exe("snakemake"), "--cores", "1"], cwd=small_project, env=env,
+    p = subprocess.Popen([venv_exe("snakemake"), "--cores", "1"], cwd=small_project, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120

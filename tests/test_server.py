@@ -17,15 +17,16 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, _env, _exe, run_cmd
 from grcf.pipeline.server import Server, source_fingerprint
-from test_tensor_cache import _store
+from support.commands import run_cmd, tool_env, venv_exe
+from support.project import REPO
+from support.stores import small_store
 
 
 def _project(tmp: Path, epochs=2, patience=6) -> tuple[Path, list]:
     """params.yaml with a toy Parquet dataset; the common arguments of a job on it."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    store = _store(tmp / "toy.parquet", n=60)
+    store = small_store(tmp / "toy.parquet", n=60)
     params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
     params["run"]["datasets"] = ["toy"]
     params["model"]["hidden"] = 8
@@ -61,13 +62,14 @@ def server(tmp_path, short_dir):
 
 
 def _served_env(sock, **extra):
-    return {**_env(), "GRCF_SERVER": str(sock), **extra}
+    return {**tool_env(), "GRCF_SERVER": str(sock), **extra}
 
 
 def _log(sock):
     return sock.with_suffix(".log").read_text()
 
 
+@pytest.mark.slow  # > 10 s on 2 cores
 def test_a_served_job_gives_what_a_fresh_process_gives(tmp_path, server):
     work, common = _project(tmp_path)
     for job in _jobs(common, "served"):
@@ -85,6 +87,7 @@ def test_a_served_job_gives_what_a_fresh_process_gives(tmp_path, server):
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow  # > 10 s on 2 cores
 def test_a_job_with_other_thread_settings_gets_a_warm_process_of_its_own(tmp_path, server):
     work, common = _project(tmp_path)
     # Snakemake sets OMP_NUM_THREADS & co. per job from the rule's threads: read at import, so a warm
@@ -134,7 +137,7 @@ def test_exit_status_and_errors_come_back(tmp_path, server):
 def _start_long_job(work, common, sock):
     """A served training job that runs until killed; (client process, the job's pid)."""
     job = _jobs(common, "long")[0]
-    client = subprocess.Popen([_exe("grcf"), *job], cwd=work, env=_served_env(sock),
+    client = subprocess.Popen([venv_exe("grcf"), *job], cwd=work, env=_served_env(sock),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -193,10 +196,11 @@ def test_start_refuses_a_second_server_and_replaces_a_dead_ones_socket(tmp_path,
 
 @pytest.mark.slow  # a small Snakemake run, ~20 s
 def test_snakemake_runs_every_job_through_the_server(tmp_path, server):
-    from conftest import copy_project, edit_params, snakemake
+    from support.commands import snakemake
+    from support.project import copy_project, edit_params
 
     project = copy_project(tmp_path / "project")
-    store = _store(tmp_path / "toy.parquet", n=60)
+    store = small_store(tmp_path / "toy.parquet", n=60)
     params = edit_params(project, {"run.datasets": ["toy"], "run.seeds": [0]})
     params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_tensor_cache import _store
+from support.stores import small_store
 
 HEAVY = ("scipy", "sklearn", "pandas", "torch._dynamo", "torch._inductor")
 
@@ -47,7 +47,7 @@ def _job(store, out):
 
 @pytest.mark.slow  # two training processes, ~20 s
 def test_a_job_imports_no_compiler_scipy_sklearn_or_pandas_and_a_cached_one_no_pyarrow(tmp_path):
-    store = _store(tmp_path / "toy.parquet", n=60)
+    store = small_store(tmp_path / "toy.parquet", n=60)
     first = _job(store, tmp_path)  # builds the caches from the store (pyarrow, which may load pandas)
     heavy = [m for m in first["modules"] if m.split(".")[0] in ("scipy", "sklearn") or m.startswith(HEAVY[3:])]
     assert heavy == [], heavy

@@ -11,18 +11,7 @@ import pytest
 
 from grcf.data.store import load_split, write_store
 from grcf.data.tensor_cache import cache_path, load_split_cached
-
-
-def _store(path, seed=0, n=30):
-    rng = np.random.default_rng(seed)
-    lens = rng.integers(0, 9, n)
-    text = [rng.normal(size=(k, 6)).astype(np.float32) for k in lens]
-    audio = [None if i % 4 == 0 else rng.normal(size=(int(rng.integers(1, 12)), 3)).astype(np.float32) for i in range(n)]
-    write_store(path, ids=[f"s{i}" for i in range(n)], splits=(["train", "valid", "test"] * n)[:n],
-                labels=rng.uniform(-3, 3, n), texts=[f"text {i}" if i % 5 else None for i in range(n)],
-                modalities={"text": text, "audio": audio},
-                meta={"dataset": "toy", "task": "regression", "label_range": [-3, 3]})
-    return path
+from support.stores import small_store
 
 
 def _same(a, b):
@@ -38,7 +27,7 @@ CAP = {"text": 5, "audio": 400}
 
 
 def test_cache_holds_the_same_arrays_and_is_used(tmp_path):
-    store = _store(tmp_path / "toy.parquet")
+    store = small_store(tmp_path / "toy.parquet")
     direct = load_split(store, "train", max_len=CAP)
     first = load_split_cached(store, "train", max_len=CAP)  # builds the cache
     path = cache_path(store, "train", None, CAP)
@@ -58,9 +47,9 @@ def test_cache_holds_the_same_arrays_and_is_used(tmp_path):
 
 
 def test_cache_is_rebuilt_when_the_store_changes(tmp_path, caplog):
-    store = _store(tmp_path / "toy.parquet", seed=0)
+    store = small_store(tmp_path / "toy.parquet", seed=0)
     load_split_cached(store, "train", max_len=CAP)
-    _store(store, seed=1)  # rewritten in place (atomic rename, as the pipeline does)
+    small_store(store, seed=1)  # rewritten in place (atomic rename, as the pipeline does)
     with caplog.at_level(logging.WARNING, logger="grcf.data.tensor_cache"):
         got = load_split_cached(store, "train", max_len=CAP)
     assert "stale" in caplog.text
@@ -69,7 +58,7 @@ def test_cache_is_rebuilt_when_the_store_changes(tmp_path, caplog):
 
 @pytest.mark.parametrize("damage", ["flip_data_byte", "truncate", "garbage", "empty", "missing", "bad_key"])
 def test_corrupted_cache_is_rebuilt_not_trusted(tmp_path, caplog, damage):
-    store = _store(tmp_path / "toy.parquet")
+    store = small_store(tmp_path / "toy.parquet")
     want = load_split(store, "train", max_len=CAP)
     load_split_cached(store, "train", max_len=CAP)
     path = cache_path(store, "train", None, CAP)
@@ -100,7 +89,7 @@ def test_corrupted_cache_is_rebuilt_not_trusted(tmp_path, caplog, damage):
 
 
 def test_a_file_in_place_of_the_folder_is_replaced(tmp_path, caplog):
-    store = _store(tmp_path / "toy.parquet")
+    store = small_store(tmp_path / "toy.parquet")
     path = cache_path(store, "test", None, CAP)
     path.write_bytes(b"GRCFTC1\n an old single-file cache")
     with caplog.at_level(logging.WARNING, logger="grcf.data.tensor_cache"):
@@ -127,7 +116,7 @@ def test_an_empty_split_is_cached_as_zero_length_arrays(tmp_path, only):
 
 
 def test_concurrent_builders_leave_one_whole_cache(tmp_path):
-    store = _store(tmp_path / "toy.parquet", n=60)
+    store = small_store(tmp_path / "toy.parquet", n=60)
     want = load_split(store, "valid", max_len=CAP)
     results, errors = [], []
 
@@ -152,9 +141,9 @@ def test_concurrent_builders_leave_one_whole_cache(tmp_path):
 def test_concurrent_processes_replacing_a_stale_cache_leave_one_whole_cache(tmp_path):
     import multiprocessing as mp
 
-    store = _store(tmp_path / "toy.parquet", n=60)
+    store = small_store(tmp_path / "toy.parquet", n=60)
     load_split_cached(store, "valid", max_len=CAP)
-    _store(store, seed=3, n=60)  # every process finds the cache stale and replaces it
+    small_store(store, seed=3, n=60)  # every process finds the cache stale and replaces it
     with mp.get_context("fork").Pool(4) as pool:
         pool.starmap(load_split_cached, [(store, "valid", None, CAP)] * 8)
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
@@ -163,7 +152,7 @@ def test_concurrent_processes_replacing_a_stale_cache_leave_one_whole_cache(tmp_
 
 
 def test_unwritable_cache_is_logged_and_the_split_still_loads(tmp_path, caplog, monkeypatch):
-    store = _store(tmp_path / "toy.parquet")
+    store = small_store(tmp_path / "toy.parquet")
 
     def full_disk(*a, **k):
         raise OSError(28, "No space left on device")

@@ -17,7 +17,7 @@ from grcf.data.store import Split
 from grcf.data.tensor_cache import check_split_finite
 from grcf.training.train import Tensors, fit, make_optimizer, train_step
 from grcf.training.model import build_model
-from test_properties import SETTINGS, groups, switches
+from support.hypothesis_strategies import SETTINGS, groups, switches
 
 # ---------------------------------------------------------------- the implementation with host syncs,
 # kept verbatim as the reference (finiteness checks and the n_pairs == 0 branch included)

@@ -1,6 +1,5 @@
 import logging
 import pickle
-import zlib
 
 import numpy as np
 import pytest
@@ -8,69 +7,7 @@ import pytest
 from grcf.data.datasets import urfunny
 from grcf.errors import DataError
 from grcf.data.store import load_split, read_meta
-
-DIM = 8
-
-
-class FakeEncoder:
-    """Hashed bag-of-words: one deterministic DIM-vector per word; records its calls."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, texts, *, model="default", max_length=64, batch_size=64, device="cpu", progress=True):
-        self.calls.append(dict(texts=list(texts), model=model, max_length=max_length, batch_size=batch_size))
-        out = []
-        for t in texts:
-            words = t.split()[:max_length] or [""]
-            rows = [np.random.default_rng(zlib.crc32(w.encode())).standard_normal(DIM) for w in words]
-            out.append(np.asarray(rows, dtype=np.float32))
-        return out
-
-
-FOLDS = {"train": [0, 1, 2, 3], "dev": [4, 5], "test": [6, 7]}
-LABELS = {0: 1, 1: 0, 2: np.int64(1), 3: 0, 4: 1.0, 5: 0, 6: 1, 7: 0}
-
-
-def _dump(path, obj):
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
-
-
-def _feature_sdk(dim, rng):
-    sdk = {}
-    for i in range(8):
-        ctx = [rng.standard_normal((2, dim)), rng.standard_normal((4, dim))]
-        if i == 3:
-            ctx.append(np.zeros((0,)))  # a context sentence with no aligned words
-        sdk[i] = {"punchline_features": rng.standard_normal((3, dim)), "context_features": ctx}
-    return sdk
-
-
-def make_release(d, features=True):
-    language = {
-        i: {
-            "punchline_sentence": f"punch{i} line",
-            "context_sentences": [f"first{i} context", f"second{i} context"],
-            "punchline_features": [1, 2], "context_features": [[3], [4, 5]],
-            "punchline_intervals": np.zeros((2, 2)),
-        }
-        for i in range(8)
-    }
-    _dump(d / "language_sdk.pkl", language)
-    _dump(d / "humor_label_sdk.pkl", dict(LABELS))
-    _dump(d / "data_folds.pkl", {k: list(v) for k, v in FOLDS.items()})
-    _dump(d / "word_embedding_list.pkl", [np.zeros(4)])
-    sdks = {}
-    if features:
-        rng = np.random.default_rng(0)
-        sdks["audio"] = _feature_sdk(5, rng)
-        sdks["audio"][1]["punchline_features"][0, 0] = np.nan
-        sdks["audio"][2]["context_features"][0][1, 2] = np.inf
-        sdks["vision"] = _feature_sdk(7, rng)
-        _dump(d / "covarep_features_sdk.pkl", sdks["audio"])
-        _dump(d / "openface_features_sdk.pkl", sdks["vision"])
-    return sdks
+from support.urfunny import FOLDS, LABELS, FakeEncoder, dump_pickle, label_not_binary, make_release
 
 
 def test_build_default_context(tmp_path, caplog):
@@ -147,25 +84,21 @@ def _drop_file(d):
 def _language_missing(d):
     lang = pickle.loads((d / "language_sdk.pkl").read_bytes())
     del lang[5]
-    _dump(d / "language_sdk.pkl", lang)
+    dump_pickle(d / "language_sdk.pkl", lang)
 
 
 def _label_missing(d):
-    _dump(d / "humor_label_sdk.pkl", {k: v for k, v in LABELS.items() if k != 6})
-
-
-def _label_bad(d):
-    _dump(d / "humor_label_sdk.pkl", {**LABELS, 2: 2})
+    dump_pickle(d / "humor_label_sdk.pkl", {k: v for k, v in LABELS.items() if k != 6})
 
 
 def _dup_fold(d):
-    _dump(d / "data_folds.pkl", {"train": [0, 1, 2, 3], "dev": [4, 5], "test": [6, 7, 1]})
+    dump_pickle(d / "data_folds.pkl", {"train": [0, 1, 2, 3], "dev": [4, 5], "test": [6, 7, 1]})
 
 
 def _bad_feature_dim(d):
     sdk = pickle.loads((d / "covarep_features_sdk.pkl").read_bytes())
     sdk[4]["punchline_features"] = np.zeros((3, 6))
-    _dump(d / "covarep_features_sdk.pkl", sdk)
+    dump_pickle(d / "covarep_features_sdk.pkl", sdk)
 
 
 def _evil_pickle(d):
@@ -178,7 +111,7 @@ def _evil_pickle(d):
         (_drop_file, "humor_label_sdk.pkl", None),
         (_language_missing, "language_sdk.pkl", "[5]"),
         (_label_missing, "humor_label_sdk.pkl", "[6]"),
-        (_label_bad, "humor_label_sdk.pkl", "[2]"),
+        (label_not_binary, "humor_label_sdk.pkl", "[2]"),
         (_dup_fold, "data_folds.pkl", "[1]"),
         (_bad_feature_dim, "covarep_features_sdk.pkl", "[4]"),
         (_evil_pickle, "data_folds.pkl", None),

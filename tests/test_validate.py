@@ -17,6 +17,7 @@ import yaml
 
 from grcf.data.store import write_store
 from grcf.data.validate import Problem, main, validate_path
+from support.mmsa import GOOD_ROWS, write_raw
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MOSI = REPO / ".." / "shared" / "data" / "mosi"
@@ -71,21 +72,7 @@ def make_mp4(path, *, video=True, audio=True, seconds=1.0, fps=10, w=64, h=48, s
     return path
 
 
-# ---------------------------------------------------------------- MMSA raw folder
-
-GOOD_ROWS = [
-    ("vidA", "1", "i loved it", "2.4", "Positive", "train"),
-    ("vidA", "2", "it was fine", "0.0", "Neutral", "train"),
-    ("vidB", "1", "boring film", "-1.5", "Negative", "valid"),
-    ("vidC", "1", "great acting", "3.0", "Positive", "test"),
-]
-
-
-def write_raw(root, rows=GOOD_ROWS, header="video_id,clip_id,text,label,annotation,mode"):
-    root.mkdir(parents=True, exist_ok=True)
-    body = "\n".join(",".join(r) for r in rows)
-    (root / "label.csv").write_text(f"{header}\n{body}\n")
-    return root
+# ---------------------------------------------------------------- MMSA raw folder (label.csv: support.mmsa)
 
 
 def test_raw_good_folder_text_only_rows_are_info(tmp_path):
