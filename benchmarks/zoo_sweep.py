@@ -14,9 +14,9 @@ backbones.md then holds default vs default and tuned vs tuned, each with paired 
 `--no-caps` keeps params.yaml's settings and its own `sweep.spaces` (the fusion model on a
 text-only dataset, for example: `--backbones fusion --dataset mosi_text --no-caps`).
 
-`--objectives grcf` alone is the older, unequal protocol (grcf tuned, the baselines not); its
-tuned grcf is then compared with nothing, since a tuned objective is only compared with tuned
-baselines.
+`--objectives grcf` alone is the older, unequal protocol (grcf tuned, the baselines run untuned
+beside); its tuned grcf is then compared with nothing, since a tuned objective is only compared
+with tuned baselines.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def sweep_section(backbones, dataset: str, objectives, trials: int, sweep_seed: 
     if missing := [o for o in objectives if o not in spaces]:
         raise SystemExit(f"no search space for {missing}")
     bases = {zoo_matrix.variant(o, b): spaces[o] for b in backbones for o in objectives}
+    # the objectives not tuned still run, untuned, beside (their default-vs-default comparisons)
+    untuned = [zoo_matrix.variant(o, b) for b in backbones for o in SPACES if o not in objectives]
     return {"bases": list(bases), "dataset": dataset, "seed": sweep_seed, "method": "random",
-            "trials": trials, "sample_seed": 0, "rank_by": "auto", "spaces": bases}
+            "trials": trials, "sample_seed": 0, "rank_by": "auto", "spaces": bases, "baselines": untuned}
 
 
 def main():
