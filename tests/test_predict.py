@@ -494,10 +494,13 @@ def test_a_folder_of_one_split_is_scored_whole(synth, tmp_path, only):
 
     rows = _one_split_rows(only)
     folder = raw_folder(tmp_path / f"all_{only}", rows)
-    got, printed, _ = _predict_out(synth, folder, tmp_path=tmp_path)
+    bundle = synth
+    if only == "valid":  # as exported before the producer was canonical: the same features
+        bundle = _edit_bundle(synth, tmp_path / "legacy", "vision", "opencv-haar@5.0fps")
+    got, printed, _ = _predict_out(bundle, folder, tmp_path=tmp_path)
     assert len(got) == len(rows) and set(got["split"]) == {only}
     np.testing.assert_allclose(sorted(got["label"]), sorted(float(r["label"]) for r in rows))
-    assert np.isfinite(got["score"]).all() and (got["modalities"] == "text+audio").all()
+    assert np.isfinite(got["score"]).all() and (got["modalities"] == "text+audio+vision").all()
     assert f"[{only}]: " in printed and "[all]" not in printed  # one split: its metrics are the overall ones
 
 
@@ -524,6 +527,38 @@ def test_an_unlabelled_folder_gets_scores_only(synth, tmp_path, how):
     got, printed, _ = _predict_out(synth, folder, tmp_path=tmp_path)
     assert len(got) == 4 and got["label"].isna().all() and np.isfinite(got["score"]).all()
     assert "]: " not in printed  # no metrics without labels
+
+
+@pytest.mark.parametrize("clips", ["synthetic", pytest.param("real", marks=[pytest.mark.shared_data, shared_data])])
+@pytest.mark.parametrize("only", ["train", "valid"])
+def test_a_one_split_folder_goes_through_the_tensor_cache(tmp_path, clips, only):
+    """Its store's other splits load (and cache) as zero-length arrays; training code refuses them by name."""
+    import torch
+
+    from grcf.data.datasets import build
+    from grcf.data.tensor_cache import cache_path, load_split_cached
+    from grcf.errors import GrcfError
+    from grcf.training.train import load_tensors
+    from support.clips import link_folder, mosi_rows, raw_folder
+
+    if clips == "synthetic":
+        folder = raw_folder(tmp_path / "mine", _one_split_rows(only, n=4))
+    else:
+        folder = link_folder(tmp_path / "mine", mosi_rows()[:4], mode=only)
+    store = tmp_path / "mine.parquet"
+    build("mmsa_raw", folder, store, {"progress": False, "device": "cpu"})
+    for split in ("train", "valid", "test"):
+        first = load_split_cached(store, split)
+        again = load_split_cached(store, split)
+        assert type(again).__name__ == "CachedSplit" and cache_path(store, split, None, None).is_dir()
+        n = 4 if split == only else 0
+        assert len(first) == len(again) == n
+        assert {m: x.shape[0] for m, x in again.features.items()} == {"text": n, "audio": n, "vision": n}
+    cfg = {"modalities": None, "model": {"backbone": "fusion"}}
+    assert len(load_tensors(store, only, cfg, torch.device("cpu"))) == 4
+    with pytest.raises(GrcfError, match="'test' has no rows") as e:
+        load_tensors(store, "test", cfg, torch.device("cpu"))
+    assert str(store) in str(e.value)
 
 
 def test_training_refuses_an_empty_split_by_name(synth, tmp_path):

@@ -1,8 +1,7 @@
-"""Synthetic clips, MMSA raw folders made of them, and small bundles trained on them.
+"""MMSA raw folders of synthetic clips, and small bundles trained on them.
 
-`speech_clip` writes a short MP4 (a moving pattern at 10 fps, and a speech-like 16 kHz audio
-track: a voiced harmonic tone with a wandering pitch, cut into syllables), so predict and raw
-feature extraction are tested on a fresh clone without ../shared. `raw_folder` lays such clips
+`speech_clip` writes a short MP4 (support.media's talking face and speech-like audio), so predict
+and raw feature extraction are tested on a fresh clone without ../shared. `raw_folder` lays such clips
 out as an MMSA raw root; `raw_bundle` and `mustard_bundle` train and export a one-epoch model on
 one (real feature, training, evaluation and export code; the bundled MiniLM encodes the text).
 """
@@ -17,56 +16,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MOSI = REPO.parent / "shared" / "data" / "mosi"
-SR = 16000
 FPS = 10
 
 WORDS = ["i", "really", "liked", "hated", "the", "film", "it", "was", "great", "boring", "fine", "acting", "plot"]
 
 
-def speech_clip(path, *, seconds: float = 1.5, seed: int = 0, video: bool = True, audio: bool = True) -> Path:
-    """A small MP4 (64x48 video, mono AAC) written with PyAV; deterministic per seed."""
-    import av
+def speech_clip(path, *, seconds: float = 1.5, seed: int = 0) -> Path:
+    """A short MP4 (support.media: a drawn talking face that OpenCV finds, speech-like 16 kHz audio)
+    at 10 fps, which keeps feature extraction quick."""
+    from support.media import make_clip
 
-    rng = np.random.default_rng(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("mpeg4", rate=FPS) if video else None
-        if v is not None:
-            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=SR) if audio else None
-        if a is not None:
-            a.layout = "mono"
-        if v is not None:
-            yy, xx = np.mgrid[0:48, 0:64]
-            for i in range(int(seconds * FPS)):
-                img = (128 + 60 * np.sin((xx + 3 * i) / (6 + seed % 5)) * np.cos(yy / 9)).astype(np.uint8)
-                frame = av.VideoFrame.from_ndarray(np.stack([img] * 3, axis=-1), format="rgb24")
-                for pkt in v.encode(frame):
-                    c.mux(pkt)
-        if a is not None:
-            wave = _speech_like(int(seconds * SR), rng)
-            for k in range(len(wave) // 1024):
-                f = av.AudioFrame.from_ndarray(wave[None, k * 1024:(k + 1) * 1024], format="fltp", layout="mono")
-                f.sample_rate, f.pts = SR, k * 1024
-                for pkt in a.encode(f):
-                    c.mux(pkt)
-            for pkt in a.encode(None):
-                c.mux(pkt)
-        if v is not None:
-            for pkt in v.encode(None):
-                c.mux(pkt)
-    return path
-
-
-def _speech_like(n: int, rng) -> np.ndarray:
-    t = np.arange(n) / SR
-    f0 = 110 + 60 * rng.random() + 25 * np.sin(2 * np.pi * (0.7 + rng.random()) * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    syllables = np.clip(np.sin(2 * np.pi * (3.5 + rng.random()) * t), 0, None) ** 2  # ~4 syllables a second
-    noise = 0.02 * rng.standard_normal(n)
-    return (0.25 * voiced * syllables + noise).astype(np.float32)
+    return make_clip(path, seconds, fps=FPS, seed=seed)
 
 
 def sentence(seed: int) -> str:
@@ -180,9 +140,8 @@ def _train_and_export(tmp: Path, params: dict, name: str) -> Path:
     return bundle
 
 
-def raw_bundle(tmp, modalities=("text", "audio")) -> Path:
-    """A one-epoch bundle trained on a synthetic MMSA raw folder (no face in the synthetic video, so
-    vision is left out by default)."""
+def raw_bundle(tmp, modalities=("text", "audio", "vision")) -> Path:
+    """A one-epoch bundle trained on a synthetic MMSA raw folder."""
     tmp = Path(tmp)
     root = raw_folder(tmp / "synthetic_raw", synthetic_rows())
     params = _params(tmp, "synth", {"source": "mmsa_raw", "path": str(root), "task": "regression", "metrics": "mosi",
