@@ -1,9 +1,13 @@
-# `make run`: set up (if needed) and run the whole pipeline on the embedded dataset.
+# `make run`: set up (if needed) and run the whole pipeline on the embedded dataset (params.yaml,
+# the `default` experiment); `make run EXPERIMENT=experiments/<name>.yaml` runs that experiment.
 # `make test`: set up (if needed) and run the test suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 CORES ?= 2
+EXPERIMENT ?=
+# --show-failed-logs: a failed job's log (its last lines are the cause) on the console
+SNAKEMAKE = PATH=$(abspath $(BIN)):$$PATH snakemake --show-failed-logs
 
 .PHONY: run test install bench clean unlock demo
 
@@ -18,9 +22,12 @@ $(BIN)/grcf: pyproject.toml Makefile
 install: $(BIN)/grcf
 
 # --rerun-incomplete: a killed run's half-written outputs are redone, not an error
+# The experiment file is read first by grcf (a YAML error names the file and line; Snakemake's
+# own message names neither); at the end, the summary tables of this experiment only.
 run: install
-	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES) --rerun-incomplete
-	@cat results/*/summary.md
+	$(if $(EXPERIMENT),$(BIN)/python -m grcf.config params.yaml $(EXPERIMENT))
+	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete $(if $(EXPERIMENT),--configfile $(EXPERIMENT))
+	@$(BIN)/python -m grcf.pipeline.preflight tables $(EXPERIMENT)
 
 # two pytest workers: the pipeline tests wait on Slurm and subprocesses much of the time
 test: install
@@ -36,7 +43,7 @@ demo: install
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/grcf demo $(BUNDLE) --port $(or $(PORT),7860)
 
 unlock:
-	PATH=$(abspath $(BIN)):$$PATH snakemake --unlock
+	$(SNAKEMAKE) --unlock
 
 clean:
 	rm -rf features runs results logs .snakemake

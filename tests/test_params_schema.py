@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grcf.config import deep_merge, load_params, validate_params
+from grcf.config import check_experiment_files, deep_merge, experiment_name, load_params, load_yaml, validate_params
 from grcf.errors import GrcfError
 from grcf.schema import is_object_node, load_schema, visits
 
@@ -134,3 +134,56 @@ def test_shipped_experiments_are_valid(params, experiment):
     """Each experiments/*.yaml, layered over params.yaml as `--configfile` does, is a valid config."""
     layer = yaml.safe_load(experiment.read_text())
     validate_params(deep_merge(params, layer), "params.yaml", layers=[(experiment.name, layer)])
+    # it names itself after its file: its outputs live apart (runs/, results/, models/<name>/)
+    check_experiment_files([("params.yaml", params), (str(experiment), layer)])
+    assert experiment_name(deep_merge(params, layer)) == experiment.stem
+
+
+def test_params_yaml_is_the_default_experiment_and_names_are_checked(params):
+    assert experiment_name(params) == "default"
+    for bad in ("a/b", "../x", ""):
+        with pytest.raises(GrcfError, match="experiment"):
+            validate_params({**params, "experiment": bad}, "params.yaml")
+    with pytest.raises(GrcfError, match=r"exp/x.yaml: an experiment file names its experiment \(add `experiment: x`\)"):
+        check_experiment_files([("params.yaml", params), ("exp/x.yaml", {"run": {"seeds": [0]}})])
+
+
+@pytest.mark.parametrize("section, key, name, closest", [
+    ("run", "datasets", "mosi_txt", "mosi_text"),
+    ("run", "variants", "pointwse", "pointwise"),
+    ("export", "variants", "grfc", "grcf"),
+])
+def test_unknown_names_in_lists_name_the_closest(params, section, key, name, closest):
+    layer = {section: {**params[section], key: [name]}}
+    with pytest.raises(GrcfError) as e:
+        validate_params(deep_merge(params, layer), "params.yaml", layers=[("experiments/x.yaml", layer)])
+    assert str(e.value).startswith(f"experiments/x.yaml: {section}.{key} names unknown")
+    assert f"{name!r}; did you mean {closest!r}?" in str(e.value)
+
+
+def test_params_yaml_survives_a_dvc_set(tmp_path):
+    """`dvc exp run -S stage2.lr=...` rewrites params.yaml: with no YAML anchors or merge keys it
+    changes that one line and nothing else (anchors were expanded, +72/-22 lines)."""
+    from dvc.utils.serialize import modify_yaml
+
+    text = (REPO / "params.yaml").read_text()
+    events = list(yaml.parse(text))
+    assert not [e for e in events if getattr(e, "anchor", None)], "params.yaml has YAML anchors or aliases"
+    copy_ = tmp_path / "params.yaml"
+    copy_.write_text(text)
+    with modify_yaml(copy_) as d:
+        d["stage2"]["lr"] = 0.0002
+    before, after = text.splitlines(), copy_.read_text().splitlines()
+    assert len(before) == len(after)
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(changed) == 1 and changed[0][1].strip().startswith("lr: 0.0002"), changed
+
+
+def test_yaml_error_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("experiment: x\nrun:\n  datasets: [mosi_text\n  seeds: [0]\n")
+    with pytest.raises(GrcfError, match=r"x\.yaml:4:\d+: not valid YAML: .*flow sequence at line 3"):
+        load_yaml(bad)
+    bad.write_text("a: 1\n\tb: 2\n")
+    with pytest.raises(GrcfError, match=r"x\.yaml:2:1: not valid YAML"):
+        load_params(bad)

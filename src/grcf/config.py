@@ -33,6 +33,9 @@ def load_yaml(path) -> object:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context, started = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context and started and mark and started.line != mark.line:  # e.g. an unclosed [ two lines up
+            problem += f" ({context} at line {started.line + 1})"
         raise GrcfError(f"{where}: not valid YAML: {problem}") from None
     except OSError as e:
         raise GrcfError(f"{path}: cannot read ({e.strerror})") from None

@@ -60,16 +60,24 @@ class Report(list):
         return sum(p.severity == "warning" for p in self)
 
 
+# the checks of one clip's media; with features.on_error: skip the builder keeps such a row
+# text-only, so validate reports them as warnings instead of errors
+CLIP_CHECKS = {"zero-byte", "undecodable", "no audio", "audio undecodable", "no video", "video undecodable"}
+
+
 class _Collector:
     """The validator's sink (see grcf.data.checks): every problem into the report, repeats folded."""
 
-    def __init__(self, report: Report):
+    def __init__(self, report: Report, on_error: str = "fail"):
+        self.on_error = on_error
         self.report = report
         self.info = report.info
         self._seen: Counter = Counter()
         self._folded: dict = {}
 
     def add(self, severity, file, message, *, record=None, split=None, field=None, check=None):
+        if severity == "error" and self.on_error == "skip" and check in CLIP_CHECKS:
+            severity, message = "warning", f"{message} (features.on_error: skip: the row is kept text-only)"
         key = (severity, str(file), split, field, check or message)
         self._seen[key] += 1
         if self._seen[key] > MAX_PER_CHECK:
@@ -99,11 +107,12 @@ def guess_kind(path) -> str:
     raise DataError(path, f"cannot guess the dataset kind from {path.name!r}; pass --kind ({', '.join(KINDS)})")
 
 
-def validate_path(path, kind=None, *, label_range=None, check_media=True) -> Report:
-    """Check one dataset source or feature store; returns its problems (a list, with `.info`)."""
+def validate_path(path, kind=None, *, label_range=None, check_media=True, on_error="fail") -> Report:
+    """Check one dataset source or feature store; returns its problems (a list, with `.info`).
+    `on_error`: the features.on_error setting (skip: an unreadable clip is a warning)."""
     path = Path(path)
     report = Report()
-    col = _Collector(report)
+    col = _Collector(report, on_error)
     if not path.exists():
         col.error(path, "not found")
         col.finish()
@@ -167,10 +176,12 @@ def _resolve(args):
     dataset = getattr(args, "dataset", None)
     params_path = getattr(args, "params", None)
     label_range, check_media, source = None, True, None
+    args.on_error = getattr(args, "on_error", None) or "fail"
     if dataset:
         from grcf.config import dataset_config, load_params
 
         params = load_params(params_path or "params.yaml")
+        args.on_error = params.get("features", {}).get("on_error", "fail")
         ds = dataset_config(params, dataset)
         source = ds.get("source")
         if source == "embedded":
@@ -199,7 +210,7 @@ def main(args) -> int:
         report.info["note"] = "embedded generator: nothing to check"
         shown = path or f"<{dataset}: embedded>"
     else:
-        report = validate_path(path, kind, label_range=label_range, check_media=check_media)
+        report = validate_path(path, kind, label_range=label_range, check_media=check_media, on_error=args.on_error)
         shown = path
     for p in report:
         print(p.line(), file=sys.stdout)
