@@ -176,7 +176,7 @@ def start_server(workdir: Path, env) -> tuple[Path, float]:
 
 
 def matrix(work: Path, dataset: str, variants, seeds, cores: int, env) -> dict:
-    targets = [f"runs/{dataset}/{v}/seed{s}/metrics.json" for v in variants for s in seeds]
+    targets = [f"runs/default/{dataset}/{v}/seed{s}/metrics.json" for v in variants for s in seeds]  # the default experiment
     plan = subprocess.run(["snakemake", "-n", *targets, "--rerun-triggers", "mtime"], cwd=work, env=env,
                           capture_output=True, text=True).stdout
     if "features " in plan or "validate " in plan:

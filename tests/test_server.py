@@ -204,7 +204,7 @@ def test_snakemake_runs_every_job_through_the_server(tmp_path, server):
     params = edit_params(project, {"run.datasets": ["toy"], "run.seeds": [0]})
     params["datasets"]["toy"] = {"source": "parquet", "path": str(store), "task": "regression", "metrics": "mosi"}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    targets = [f"runs/toy/{v}/seed0/metrics.json" for v in params["run"]["variants"]]
+    targets = [f"runs/default/toy/{v}/seed0/metrics.json" for v in params["run"]["variants"]]  # params.yaml: the default experiment
     snakemake(project, "--cores", "2", *targets, env=_served_env(server))
     logs = {p: p.read_text() for p in (project / "logs").rglob("*.log")}
     assert logs and not [p for p, text in logs.items() if "running in this process" in text]
