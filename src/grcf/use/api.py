@@ -52,10 +52,18 @@ def is_bundle(path) -> bool:
         return False
 
 
+def _damaged_bundle(path: Path) -> bool:
+    """A folder with a bundle's config.json that is no dataset: a broken bundle, which load_bundle
+    then names (rather than reading it as an input to the shipped model)."""
+    from grcf.data import datasets
+
+    return path.is_dir() and (path / "config.json").is_file() and datasets.sniff(path) is None
+
+
 def split_bundle(paths) -> tuple[Path, list[Path]]:
     """`[BUNDLE] INPUT...` as `grcf predict` takes them: a leading bundle folder, else the shipped model."""
     paths = [Path(p) for p in paths]
-    if paths and is_bundle(paths[0]):
+    if paths and (is_bundle(paths[0]) or _damaged_bundle(paths[0])):
         if len(paths) == 1:
             raise GrcfError(f"{paths[0]}: a bundle but no inputs to score after it")
         return paths[0], paths[1:]
