@@ -69,3 +69,23 @@ def test_fingerprint_ignores_comments_docstrings_and_layout(src):
     assert codedeps.fingerprint(files) == before
     losses.write_text(text.replace("import torch\n", "import torch\nCHANGED = 1\n", 1))
     assert codedeps.fingerprint(files) != before
+
+
+def test_dvc_deps_follow_the_layers(src):
+    """DVC's stages depend on sub-packages (src/grcf/training, src/grcf/data) and base modules, not on a
+    list of module files; every module a step runs is inside one of them."""
+    stage1 = codedeps.modules("train_stage1", src=src)
+    grain = codedeps.packages(stage1)
+    assert {f"{src}/training", f"{src}/data", f"{src}/config.py"} <= set(grain)
+    assert len(grain) < len(stage1) and not [p for p in grain if p.count("/") > str(src).count("/") + 1]
+    assert all(codedeps.covers(grain, m) for m in stage1)
+    assert not codedeps.covers(grain, f"{src}/results/summarize.py")
+    summarize = codedeps.packages(codedeps.modules("summarize", src=src))
+    assert f"{src}/results" in summarize and f"{src}/use" not in summarize
+
+
+def test_the_api_front_door_is_no_steps_code(src):
+    """grcf/__init__.py's load_model imports grcf.use lazily for Python users; no pipeline step runs it."""
+    assert "grcf.use" in (src / "__init__.py").read_text()
+    for step in ("validate", "features", "train_stage1", "train_stage2", "evaluate", "summarize", "report"):
+        assert not any("/use/" in m for m in codedeps.modules(step, src=src)), step

@@ -8,6 +8,7 @@ file order.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,10 +20,10 @@ import pandas as pd
 import pytest
 import yaml
 
-try:  # tests/ on sys.path (rootdir-less "prepend" import mode)
-    from conftest import SMALL, copy_project, dry_run, edit_params, read_params, snakemake
-except ImportError:  # tests/ is a package
-    from tests.conftest import SMALL, copy_project, dry_run, edit_params, read_params, snakemake
+from support.commands import dry_run, snakemake
+from support.project import SMALL, copy_project, edit_params, read_params
+
+from grcf.pipeline.preflight import tables
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ RUNS = [(v, s) for v in VARIANTS for s in SEEDS]
 
 
 def run_dir(project: Path, variant: str, seed: int) -> Path:
-    return project / "runs" / "embedded" / variant / f"seed{seed}"
+    return project / "runs" / "default" / "embedded" / variant / f"seed{seed}"
 
 
 def snapshot(paths):
@@ -51,7 +52,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def test_full_run_outputs(project):
-    results = project / "results" / "embedded"
+    results = project / "results" / "default" / "embedded"
     summary = (results / "summary.md").read_text()
     for variant in VARIANTS:
         assert re.search(rf"^\|\s*{variant}\s*\|", summary, re.M), summary
@@ -172,27 +173,71 @@ def test_configfile_experiment_runs_and_records_its_config(project):
     experiments = project / "experiments"
     experiments.mkdir(exist_ok=True)
     lr = read_params(project)["stage2"]["lr"] / 8
-    (experiments / "lr.yaml").write_text(yaml.safe_dump({"stage2": {"lr": lr}}))
+    (experiments / "lr.yaml").write_text(yaml.safe_dump({"experiment": "lr", "stage2": {"lr": lr}}))
     exp = ("--configfile", "experiments/lr.yaml")  # after the target: it takes several files
-    target = "runs/embedded/grcf/seed0/metrics.json"
-    assert dry_run(project, target, *exp) == Counter(train_stage2=1, evaluate=1)
+    target = "runs/lr/embedded/grcf/seed0/metrics.json"
+    # its own runs (the feature store is the dataset's, shared)
+    assert dry_run(project, target, *exp) == Counter(train_stage1=1, train_stage2=1, evaluate=1)
     snakemake(project, "--cores", "2", target, *exp)
-    info = json.loads((run_dir(project, "grcf", 0) / "run_info.json").read_text())
+    info = json.loads((project / "runs/lr/embedded/grcf/seed0/run_info.json").read_text())
     assert info["params"]["stage2"]["lr"] == lr
     assert info["params_file"].startswith(".grcf/config/"), info["params_file"]
     resolved = yaml.safe_load((project / info["params_file"]).read_text())
-    assert resolved == {**read_params(project), "stage2": {**read_params(project)["stage2"], "lr": lr}}
-    # reruns follow each config's own parameters
+    assert resolved == {**read_params(project), "experiment": "lr",
+                        "stage2": {**read_params(project)["stage2"], "lr": lr}}
+    # each experiment is up to date with its own parameters: neither makes the other rerun
     assert dry_run(project, target, *exp) == Counter()
-    assert dry_run(project) == Counter(train_stage2=1, evaluate=1, summarize=1, report=1, export=1, all=1)
+    assert dry_run(project) == Counter()
     # --config works too (it used to be refused)
-    assert dry_run(project, target, "--config", "device=cpu") == Counter(
+    assert dry_run(project, "runs/default/embedded/grcf/seed0/metrics.json", "--config", "device=cpu") == Counter(
         validate=1, features=1, train_stage1=1, train_stage2=1, evaluate=1)
     # a typo in an experiment file stops Snakemake before any job, naming the file and the key
     (experiments / "typo.yaml").write_text("stage1:\n  grad_clp: 0.5\n")
     rc, out = snakemake(project, "-n", "--configfile", "experiments/typo.yaml", check=False)
     assert rc != 0
     assert "experiments/typo.yaml: stage1.grad_clp is not a setting; did you mean stage1.grad_clip?" in out, out[-2000:]
+    # so is a file without its experiment's name (its outputs would land on params.yaml's)
+    (experiments / "noname.yaml").write_text(yaml.safe_dump({"stage2": {"lr": lr}}))
+    rc, out = snakemake(project, "-n", "--configfile", "experiments/noname.yaml", check=False)
+    assert rc != 0 and "experiments/noname.yaml: an experiment file names its experiment (add `experiment: noname`)" in out, out[-2000:]
+    # and a dataset name that does not exist, with the closest one
+    (experiments / "txt.yaml").write_text(yaml.safe_dump({"experiment": "txt", "run": {"datasets": ["mosi_txt"]}}))
+    rc, out = snakemake(project, "-n", "--configfile", "experiments/txt.yaml", check=False)
+    assert rc != 0 and "experiments/txt.yaml: run.datasets names unknown dataset 'mosi_txt'; did you mean 'mosi_text'?" in out
+
+
+def test_two_experiments_on_one_dataset_keep_their_outputs_apart(project, monkeypatch):
+    """Two experiment files on the same dataset, one after the other: each has its own runs, table,
+    report and bundle, and running one leaves the other's outputs (and up-to-date state) alone."""
+    experiments = project / "experiments"
+    experiments.mkdir(exist_ok=True)
+    base_lr = read_params(project)["stage2"]["lr"]
+    for name, lr in (("slow", base_lr / 8), ("fast", base_lr * 4)):
+        (experiments / f"{name}.yaml").write_text(yaml.safe_dump(
+            {"experiment": name, "run": {"datasets": ["embedded"], "variants": ["grcf"], "seeds": [0]},
+             "stage2": {"lr": lr}}))
+    default = snapshot(p for p in (project / "results" / "default").rglob("*") if p.is_file())
+    snakemake(project, "--cores", "2", "--configfile", "experiments/slow.yaml")
+    slow = snapshot(p for d in ("results/slow", "models/slow", "runs/slow") for p in (project / d).rglob("*") if p.is_file())
+    snakemake(project, "--cores", "2", "--configfile", "experiments/fast.yaml")
+    assert snapshot(slow) == slow, "the second experiment rewrote the first one's outputs"
+    assert snapshot(default) == default, "an experiment rewrote params.yaml's outputs"
+    for name in ("slow", "fast"):
+        assert dry_run(project, "--configfile", f"experiments/{name}.yaml") == Counter(), name
+        assert re.search(r"^\|\s*grcf\s*\|", (project / f"results/{name}/embedded/summary.md").read_text(), re.M)
+        assert (project / f"results/{name}/embedded/report.html").is_file()
+    assert dry_run(project) == Counter()
+    bundles = [project / f"models/{name}/embedded/grcf" for name in ("slow", "fast")]
+    weights = [sorted(b.glob("*.safetensors")) for b in bundles]
+    assert weights[0] and weights[1]
+    assert weights[0][0].read_bytes() != weights[1][0].read_bytes(), "both bundles hold the same model"
+    metrics = [json.loads((project / f"runs/{n}/embedded/grcf/seed0/metrics.json").read_text()) for n in ("slow", "fast")]
+    assert metrics[0] != metrics[1]
+    # `make run` prints the table of its own experiment only
+    out = io.StringIO()
+    monkeypatch.chdir(project)
+    assert tables("experiments/slow.yaml", out=out) == 0
+    assert out.getvalue() == (project / "results/slow/embedded/summary.md").read_text() + "\n"
 
 
 def test_feature_param_reruns_everything_downstream(project):
