@@ -10,20 +10,12 @@ changed on disk.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from grcf.atomic import write_text
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from grcf.provenance import file_sha256
 
 
 def refresh(manifest, files) -> Path:
@@ -42,7 +34,7 @@ def refresh(manifest, files) -> Path:
             st = os.stat(f)
             key = [st.st_size, st.st_mtime_ns]
             old = cache.get(f)
-            digest = old[2] if old and old[:2] == key else _sha256(Path(f))
+            digest = old[2] if old and old[:2] == key else file_sha256(f)
             new_cache[f] = [*key, digest]
             lines.append(f"{digest}  {st.st_size}  {f}")
         except OSError:

@@ -9,7 +9,6 @@ the model through `grcf.training.model.build_model`, so any backbone the factory
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from grcf.errors import GrcfError
+from grcf.provenance import file_sha256
 from grcf.training.spec import backbone_spec
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def _write_bundle(out_dir: Path, state: dict, config: dict, metrics: dict, run_d
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
-        config["weights_sha256"] = _sha256(tmp / "model.safetensors")
+        config["weights_sha256"] = file_sha256(tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=_np) + "\n")
         (tmp / "metrics.json").write_text(json.dumps({**metrics, "run": str(run_dir)}, indent=2, sort_keys=True, default=_np) + "\n")
         (tmp / "README.md").write_text(model_card(config, metrics))
@@ -269,7 +269,7 @@ def load_bundle(path, device="cpu") -> Bundle:
             raise BundleError(path / "config.json", f"missing key {key!r}")
     weights = path / "model.safetensors"
     digest = config.get("weights_sha256")
-    if digest and _sha256(weights) != digest:
+    if digest and file_sha256(weights) != digest:
         raise BundleError(weights, "weights do not match config.json (sha256 differs): files from different bundles?")
     try:
         state = load_file(str(weights), device="cpu")
@@ -303,14 +303,6 @@ def _read_json(path: Path, err=GrcfError):
     except (ValueError, UnicodeDecodeError) as e:
         msg = f"not valid JSON ({e})"
         raise (err(path, msg) if err is BundleError else GrcfError(f"{path}: {msg}")) from None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _version(name):
