@@ -1,5 +1,7 @@
-# With `--executor slurm` (the slurm profile): refuse requests no node can meet before anything
-# is submitted, and cancel jobs stuck PENDING for good (grcf.pipeline.slurm_check; GRCF_SLURM_CHECK=0: off).
+# With `--executor slurm` (the slurm profile): ask Slurm (sbatch --test-only) whether each rule's
+# request could ever run and stop before anything is submitted if not, cancel jobs stuck PENDING
+# for good, and drop the executor's always-failing account-guess warnings
+# (grcf.pipeline.slurm_check; GRCF_SLURM_CHECK=0: no check, no watchdog).
 from grcf.pipeline import slurm_check
 
 
