@@ -153,7 +153,8 @@ def test_grcf_slurm_up_down(tmp_path):
                        text=True, timeout=120)
     try:
         assert p.returncode == 0, p.stderr
-        assert p.stdout == f"export SLURM_CONF={state / 'slurm.conf'}\nexport PATH={state / 'bin'}:\"$PATH\"\n"
+        assert p.stdout == (f"export SLURM_CONF={state / 'slurm.conf'}\nexport PATH={state / 'bin'}:\"$PATH\"\n"
+                            "export GRCF_SLURM_STATUS_SECONDS=1\n")
         assert "grcf slurm down" in p.stderr
         pids = json.loads((state / "cluster.json").read_text())["pids"]
         assert set(pids) == {"munged", "slurmctld", "slurmd"}

@@ -450,8 +450,11 @@ def stop_cluster(root, procs: dict | None = None) -> bool:
 def _exports(conf, bindir) -> str:
     import shlex
 
+    # status checks every second, not after the plugin's 40 s: on this one node a poll costs
+    # nothing and a small run otherwise waits mostly on the next check (slurm/config.yaml)
     return (f"export SLURM_CONF={shlex.quote(str(conf))}\n"
-            f"export PATH={shlex.quote(str(bindir))}:\"$PATH\"\n")
+            f"export PATH={shlex.quote(str(bindir))}:\"$PATH\"\n"
+            "export GRCF_SLURM_STATUS_SECONDS=1\n")
 
 
 def export_lines(info: SlurmClusterInfo) -> str:
