@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL, copy_project, edit_params, snakemake
+from support.commands import snakemake
+from support.project import SMALL, copy_project, edit_params
 
 FUNNY = ["haha what a hilarious joke", "that punchline was so funny", "the crowd laughed out loud"]
 PLAIN = ["the budget report is due monday", "we reviewed the quarterly numbers", "the meeting starts at nine"]
@@ -75,7 +76,7 @@ def test_urfunny_and_mustard_targets_run_both_stages(tmp_path):
                           "run.seeds": [0], "features.text.max_length": 16})
     snakemake(project, "--cores", "2", "urfunny", "mustard")
     for dataset in ("urfunny", "mustard"):
-        run = project / "runs" / dataset / "grcf" / "seed0"
+        run = project / "runs" / "default" / dataset / "grcf" / "seed0"
         stage1 = pd.read_csv(run / "stage1_log.csv")
         stage2 = pd.read_csv(run / "stage2_log.csv")
         assert len(stage1) > 0 and "valid_auc" in stage1.columns  # stage 1 selects by validation AUC
@@ -87,10 +88,10 @@ def test_urfunny_and_mustard_targets_run_both_stages(tmp_path):
             for k, v in expected.items():
                 assert metrics[split][k] == pytest.approx(v), (dataset, split, k)
         assert metrics["test"]["auc"] > 0.8, (dataset, metrics["test"])  # the text says which class it is
-        table = (project / "results" / dataset / "summary.md").read_text()
+        table = (project / "results" / "default" / dataset / "summary.md").read_text()
         assert all(v in table for v in SMALL[("run", "variants")])
     # speaker-independent MUStARD: test is exactly the FRIENDS clips
-    test_ids = set(pd.read_csv(project / "runs/mustard/grcf/seed0/predictions.csv").query("split == 'test'").id)
+    test_ids = set(pd.read_csv(project / "runs/default/mustard/grcf/seed0/predictions.csv").query("split == 'test'").id)
     data = json.loads((tmp_path / "mustard" / "sarcasm_data.json").read_text())
     assert test_ids == {k for k, v in data.items() if v["show"] == "FRIENDS"}
 
@@ -106,16 +107,16 @@ def test_mustard_five_fold_reports_mean_and_std_over_folds(tmp_path):
     edit_params(project, {**{f"datasets.mustard_fold{k}.path": path for k in range(5)},
                           "run.seeds": [0], "run.variants": ["grcf"], "features.text.max_length": 16})
     snakemake(project, "--cores", "2", "mustard_5fold")
-    table = pd.read_csv(project / "results/mustard_5fold/cv_summary.csv", index_col=0)
+    table = pd.read_csv(project / "results/default/mustard_5fold/cv_summary.csv", index_col=0)
     assert set(table.index) == {"grcf"} and (table.n_folds == 5).all()
     for variant in ("grcf",):
-        accs = [json.loads((project / f"runs/mustard_fold{k}/{variant}/seed0/metrics.json").read_text())["test"]["acc"]
+        accs = [json.loads((project / f"runs/default/mustard_fold{k}/{variant}/seed0/metrics.json").read_text())["test"]["acc"]
                 for k in range(5)]
         assert table.loc[variant, "acc_mean"] == pytest.approx(np.mean(accs))
         assert table.loc[variant, "acc_std"] == pytest.approx(np.std(accs, ddof=1))
     # each fold's test split is exactly its indices from split_indices.p
     ids = list(json.loads((tmp_path / "mustard" / "sarcasm_data.json").read_text()))
     for k in range(5):
-        pred = pd.read_csv(project / f"runs/mustard_fold{k}/grcf/seed0/predictions.csv")
+        pred = pd.read_csv(project / f"runs/default/mustard_fold{k}/grcf/seed0/predictions.csv")
         assert set(pred[pred.split == "test"].id) == {ids[i] for i in idx[k::5]}
-    assert "over 5 folds" in (project / "results/mustard_5fold/cv_summary.md").read_text()
+    assert "over 5 folds" in (project / "results/default/mustard_5fold/cv_summary.md").read_text()
