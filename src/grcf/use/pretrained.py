@@ -7,6 +7,7 @@ The bundle is an ordinary one (load_bundle reads it); `metrics.json` gains a `tr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def write_pretrained(run_root, out, *, features, params_file, transfer: dict | N
     """Export the best-validation seed of `run_root` to `out`, score it on each transfer store's
     test split and write the shipped card."""
     from grcf.config import load_params
-    from grcf.use.bundle import _sha256, export_bundle, load_bundle
+    from grcf.use.bundle import export_bundle, load_bundle
     from grcf.use.predict import Options, predict
 
     params = load_params(params_file)
@@ -43,7 +44,8 @@ def write_pretrained(run_root, out, *, features, params_file, transfer: dict | N
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["transfer"] = scores
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (out / "README.md").write_text(card(bundle.config, metrics, _sha256(out / "model.safetensors")))
+    digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    (out / "README.md").write_text(card(bundle.config, metrics, digest))
     return out
 
 
