@@ -169,8 +169,9 @@ def browser():
 
 def _upload_and_score(page, path):
     page.locator("#grcf-upload input[type=file]").set_input_files(str(path))
-    # the click must wait for the upload to finish, or the request goes out without the file
-    page.locator("#grcf-upload").get_by_text(Path(path).name).first.wait_for(timeout=60_000)
+    # the click must wait for the upload to finish (the file's download link from the server
+    # appears), or the request goes out without the file
+    page.locator(f'#grcf-upload a[download="{Path(path).name}"]').wait_for(timeout=60_000)
     page.locator("#grcf-score-button").click()
 
 
