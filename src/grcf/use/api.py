@@ -53,11 +53,12 @@ def is_bundle(path) -> bool:
 
 
 def _damaged_bundle(path: Path) -> bool:
-    """A folder with a bundle's config.json that is no dataset: a broken bundle, which load_bundle
-    then names (rather than reading it as an input to the shipped model)."""
+    """A folder with a bundle's config.json or weights that is no dataset: a broken bundle, which
+    load_bundle then names (rather than reading it as an input to the shipped model)."""
     from grcf.data import datasets
 
-    return path.is_dir() and (path / "config.json").is_file() and datasets.sniff(path) is None
+    return (path.is_dir() and any((path / f).is_file() for f in ("config.json", "model.safetensors"))
+            and datasets.sniff(path) is None)
 
 
 def split_bundle(paths) -> tuple[Path, list[Path]]:
