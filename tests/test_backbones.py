@@ -19,11 +19,12 @@ from grcf.data.store import write_store
 from grcf.training.model import encoder_parameters
 from grcf.training.train import load_checkpoint, load_tensors, train_stage1, train_stage2
 
-from conftest import REPO, _env
+from support.commands import tool_env
+from support.project import REPO
+from support.zoo import MAX_LEN, SMALL_ARGS, zoo_cfg
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DIMS = {"text": 6, "audio": 5, "vision": 4}
-MAX_LEN = {"text": 10, "audio": 24, "vision": 8}
 WORDS = ["good", "bad", "great", "awful", "fine", "movie", "plot", "actor", "boring", "fun"]
 
 
@@ -51,25 +52,6 @@ def tiny_store(path, n=(40, 16, 16), dims=DIMS, seed=0):
                        meta=meta, texts=texts)
 
 
-def zoo_cfg(name, **stage):
-    cfg = resolve_run(load_params(REPO / "params.yaml"), "embedded", "grcf")
-    cfg["model"].update(backbone=f"mmsa.{name}", max_len=dict(MAX_LEN))
-    for s in ("stage1", "stage2"):
-        cfg[s].update({"epochs": 4, "patience": 10, "batch_size": 8, **stage})
-    cfg.update(device="cpu", threads=1)
-    return cfg
-
-
-# small MMSA arguments for the models whose defaults are slow on CPU (the architecture is theirs)
-SMALL_ARGS = {
-    "mult": {"dst_feature_dim_nheads": [8, 2], "nlevels": 1},
-    "tfn": {"hidden_dims": [16, 8, 16], "text_out": 8, "post_fusion_dim": 16},
-    "graph_mfn": {"hidden_dims": [16, 8, 16], "memsize": 16, "inner_node_dim": 8},
-    "self_mm": {"use_finetune": False},  # frozen BERT in the tests (CPU time); MMSA fine-tunes it by default
-    "misa": {"use_finetune": False},
-}
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     return tiny_store(tmp_path_factory.mktemp("zoo") / "tiny.parquet")
@@ -84,7 +66,7 @@ def _losses(path):
 def test_importing_grcf_does_not_import_mmsa():
     # (torch itself imports pynvml; MMSA, with transformers, pandas and its trainers, stays out)
     code = "import sys, grcf.cli, grcf.training.train, grcf.training.model, grcf.training.backbones; print(sorted(m for m in sys.modules if m.startswith('MMSA')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=tool_env(), check=True).stdout
     assert out.strip() == "[]"
 
 
@@ -153,7 +135,8 @@ def test_a_dataset_without_a_modality_still_feeds_every_backbone(tmp_path):
         assert torch.isfinite(score).all(), name
 
 
-@pytest.mark.parametrize("name", sorted(ZOO))
+# MISA trains a BERT: > 20 s on 2 cores
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "misa" else n for n in sorted(ZOO)])
 def test_each_backbone_trains_both_stages_and_its_loss_goes_down(store, tmp_path, name):
     cfg = zoo_cfg(name, lr=0.002)
     cfg["model"]["backbone_args"] = SMALL_ARGS.get(name, {})
@@ -174,7 +157,7 @@ def test_each_backbone_trains_both_stages_and_its_loss_goes_down(store, tmp_path
 RUN_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_backbones import SMALL_ARGS, zoo_cfg
+from support.zoo import SMALL_ARGS, zoo_cfg
 from grcf.training.evaluate import evaluate_run
 from grcf.training.train import train_stage1, train_stage2
 cfg = zoo_cfg("mfn", epochs=10, patience=50)
@@ -189,7 +172,7 @@ evaluate_run(cfg, {store!r}, d + "/stage2.pt", d, seed=0)
 def _run(store, out, **popen):
     out.mkdir()
     code = RUN_SCRIPT.format(tests=str(REPO / "tests"), out=str(out), store=str(store))
-    return subprocess.Popen([sys.executable, "-c", code], env={**_env(), "HF_HUB_OFFLINE": "1"},
+    return subprocess.Popen([sys.executable, "-c", code], env={**tool_env(), "HF_HUB_OFFLINE": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
 
 
@@ -212,7 +195,7 @@ def test_zoo_run_killed_mid_stage1_resumes_to_identical_metrics(store, tmp_path)
     assert epoch >= 3 and not (killed / "stage1.pt").exists()
     code = RUN_SCRIPT.format(tests=str(REPO / "tests"), out=str(killed), store=str(store))
     code = code.replace("d = ", "import logging; logging.basicConfig()\nd = ")
-    log = subprocess.run([sys.executable, "-c", code], env={**_env(), "HF_HUB_OFFLINE": "1"}, check=True,
+    log = subprocess.run([sys.executable, "-c", code], env={**tool_env(), "HF_HUB_OFFLINE": "1"}, check=True,
                          capture_output=True, text=True).stderr
     assert "resuming from" in log
     ref = json.loads((tmp_path / "reference" / "metrics.json").read_text())
