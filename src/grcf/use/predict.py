@@ -535,9 +535,6 @@ def _score_columns(bundle, pred: np.ndarray) -> dict:
 def _score_media(bundle, media: list[Source], store: Path, opts: Options, on_error: str):
     import pandas as pd
 
-    from grcf.data.extractors.text import encode_texts
-    from grcf.data.store import write_store
-
     f = bundle.config["features"]
     mods = bundle.modalities
     need_text = "text" in mods
@@ -571,23 +568,9 @@ def _score_media(bundle, media: list[Source], store: Path, opts: Options, on_err
         return None, failed
 
     utts = [(r, u) for r in results for u in r.utterances]
-    ids = [f"{k}" for k in range(len(utts))]
     texts = [u["text"] for _, u in utts]
-    feats, mod_meta = {}, {}
-    if need_text and not _finetuned_text(bundle, "text"):
-        t = f["text"]
-        feats["text"] = encode_texts(texts, model=_text_model(bundle), max_length=int(t.get("max_length") or 64),
-                                     batch_size=64, device="cpu", progress=opts.progress, source="transcripts")
-    for m in extract:
-        feats[m] = [u[m] for _, u in utts]
-    for m in feats:
-        mod_meta[m] = {**bundle.config["store_meta"]["modalities"].get(m, {}), "dim": int(bundle.config["dims"][m])}
-    write_store(store, ids=ids, splits=["test"] * len(ids), labels=[0.0] * len(ids), modalities=feats,
-                meta={"dataset": "predict", "producer": "grcf.predict", "task": bundle.task, "modalities": mod_meta},
-                texts=texts)
-    t = _tensors(bundle, store, "test")
-    pred = _predict(bundle, t)
-    present = _present(t)
+    pred, present = _score_utterances(bundle, store, texts, {m: [u[m] for _, u in utts] for m in extract},
+                                      encode=need_text, progress=opts.progress, source="transcripts")
     rows = []
     for (r, u), p, pres in zip(utts, pred, present):
         warn = r.warnings + u["warnings"]
@@ -623,9 +606,6 @@ def predict_texts(bundle, texts, progress: bool = False):
     modalities); the same store and tensors as a media file's text, audio and vision marked absent."""
     import pandas as pd
 
-    from grcf.data.extractors.text import encode_texts
-    from grcf.data.store import write_store
-
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -636,23 +616,33 @@ def predict_texts(bundle, texts, progress: bool = False):
     for i, t in enumerate(texts):
         if not isinstance(t, str) or not t.strip():
             raise DataError("texts", "empty text", record=i)
+    with tempfile.TemporaryDirectory(prefix="grcf-predict-") as tmp:
+        pred, present = _score_utterances(bundle, Path(tmp) / "texts.parquet", texts, {}, encode=True,
+                                          progress=progress, source="texts")
+    return pd.DataFrame({"id": [str(k) for k in range(len(texts))], **_score_columns(bundle, pred), "transcript": texts,
+                         "modalities": present})
+
+
+def _score_utterances(bundle, store: Path, texts: list, extracted: dict, *, encode: bool, progress: bool, source: str):
+    """Scores of utterances (their texts, plus audio/vision features already extracted) through the
+    training code's store and tensors: (raw predictions, modalities present per utterance)."""
+    from grcf.data.extractors.text import encode_texts
+    from grcf.data.store import write_store
+
     ids = [str(k) for k in range(len(texts))]
     feats = {}
-    if not _finetuned_text(bundle, "text"):
+    if encode and not _finetuned_text(bundle, "text"):
         t = bundle.config["features"]["text"]
         feats["text"] = encode_texts(texts, model=_text_model(bundle), max_length=int(t.get("max_length") or 64),
-                                     batch_size=64, device="cpu", progress=progress, source="texts")
+                                     batch_size=64, device="cpu", progress=progress, source=source)
+    feats.update(extracted)
     mod_meta = {m: {**bundle.config["store_meta"]["modalities"].get(m, {}), "dim": int(bundle.config["dims"][m])}
                 for m in feats}
-    with tempfile.TemporaryDirectory(prefix="grcf-predict-") as tmp:
-        store = Path(tmp) / "texts.parquet"
-        write_store(store, ids=ids, splits=["test"] * len(ids), labels=[0.0] * len(ids), modalities=feats,
-                    meta={"dataset": "predict", "producer": "grcf.predict", "task": bundle.task, "modalities": mod_meta},
-                    texts=texts)
-        t = _tensors(bundle, store, "test")
-        pred = _predict(bundle, t)
-        present = _present(t)
-    return pd.DataFrame({"id": ids, **_score_columns(bundle, pred), "transcript": texts, "modalities": present})
+    write_store(store, ids=ids, splits=["test"] * len(ids), labels=[0.0] * len(ids), modalities=feats,
+                meta={"dataset": "predict", "producer": "grcf.predict", "task": bundle.task, "modalities": mod_meta},
+                texts=texts)
+    t = _tensors(bundle, store, "test")
+    return _predict(bundle, t), _present(t)
 
 
 def plot_timeline(rows, out: Path, bundle) -> Path:
