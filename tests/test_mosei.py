@@ -46,7 +46,7 @@ def mosei_run(tmp_path_factory):
                                           "task": "regression", "metrics": "mosi", "modalities": ["text"]}
     params["run"]["datasets"] = ["mosei_sample"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run = "runs/mosei_sample/grcf/seed0"
+    run = "runs/default/mosei_sample/grcf/seed0"  # params.yaml alone is the `default` experiment
     snakemake(project, "--cores", "2", f"{run}/predictions.csv", timeout=900)
     return project, rows, project / run
 
@@ -57,7 +57,8 @@ def test_mosei_sample_end_to_end_keeps_string_ids(mosei_run):
     assert report["ok"] and report["info"]["rows"] == sum(PER_SPLIT.values())
     store = project / "features/mosei_sample.parquet"
     meta = json.loads(pq.read_schema(store).metadata[b"grcf"])
-    assert meta["modalities"]["text"]["dtype"] == "float16" and meta["modalities"]["text"]["dim"] == 384
+    assert meta["modalities"]["text"]["dtype"] == "float32"  # params.yaml's features.text.dtype
+    assert meta["modalities"]["text"]["dim"] == 384
     t = pq.read_table(store, columns=["id", "clip_id", "raw_text"]).to_pandas()
     want = {f"{v}$_${c}" for v, c in zip(rows.video_id, rows.clip_id)}
     assert set(t["id"]) == want and set(t["clip_id"]) == set(rows.clip_id)

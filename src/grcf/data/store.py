@@ -10,8 +10,9 @@ Columns: id, video_id, clip_id, split, label, raw_text (nullable), and per modal
 
 D is not stored per row: the schema metadata key `grcf` holds JSON with dataset, producer,
 task, label_range, format_version and, per modality, its dim, dtype (absent = float32) and
-producer. MMSA raw text stores token states as float16 (extractors/text.py says why); a reader
-pads float16 into float32 unless asked to keep it (the tensor cache keeps it: half the memory).
+producer. MMSA raw text may store token states as float16 (`features.text.dtype`; extractors/text.py
+says why float32 is the default); a reader pads float16 into float32 unless asked to keep it (the
+tensor cache keeps it: half the memory).
 
 `write_store` writes one row group at a time and takes each modality as a list or an iterator,
 so a feature extractor's generator streams into the file with one row group in memory.
