@@ -288,6 +288,10 @@ def test_zoo_tables_prints_the_readme_tables_from_a_workspace_and_saves_per_run_
                 m = {"Corr": corr + 0.01 * seed, "MAE": 1.0 - corr, "Non0_acc_2": 0.6, "Mult_acc_7": 0.2}
                 (d / "metrics.json").write_text(json.dumps({"test": m, "valid": m}))
                 (d / "run_info.json").write_text(json.dumps({"params": {"model": {"backbone": f"mmsa.{short}"}}}))
+                # every evaluated run has its predictions (the tables judge collapse from them)
+                labels = np.linspace(-3, 3, 20)
+                pd.DataFrame({"id": [f"v$_${i}" for i in range(20)], "split": "test", "label": labels,
+                              "prediction": labels * corr + np.cos(np.arange(20) + seed)}).to_csv(d / "predictions.csv", index=False)
                 times[f"{v}/seed{seed}"] = {"seconds": 10.0 + seed, "cpu_seconds": 20.0 + seed, "threads": 1, "jobs": 2}
     (work / "results" / "ds").mkdir(parents=True)
     (work / "results" / "ds" / "wall_times.json").write_text(json.dumps(times))
