@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from grcf.pipeline import slurm_check
 from grcf.pipeline.slurm_cluster import single_node_slurm, slurm_available
 
-from support.commands import run_cmd, tool_env, venv_exe
+from support.commands import BIN, run_cmd, tool_env, venv_exe
 from support.project import copy_project
 
 
@@ -91,7 +92,8 @@ def test_impossible_request_fails_fast_feasible_one_runs(tmp_path):
     project = copy_project(tmp_path / "project")
     env = tool_env()
     with single_node_slurm(tmp_path / "cluster") as info:
-        env.update(SLURM_CONF=info.env["SLURM_CONF"], PATH=info.env["PATH"])
+        # the cluster's commands, with the venv's grcf first (as `make test` runs it)
+        env.update(SLURM_CONF=info.env["SLURM_CONF"], PATH=f"{BIN}{os.pathsep}{info.env['PATH']}")
         t0 = time.monotonic()
         rc, out = run_cmd(["snakemake", "--profile", "slurm"], project, env=env, check=False, timeout=300)
         wall = time.monotonic() - t0

@@ -18,7 +18,7 @@ import pytest
 
 from grcf.pipeline.slurm_cluster import dry_run_resources, gpu_flags_by_rule
 
-from support.commands import planned_jobs, snakemake
+from support.commands import planned_jobs, snakemake, tool_env
 from support.project import REPO, SMALL, copy_project
 
 pytestmark = pytest.mark.slow
@@ -32,8 +32,7 @@ CPU_RULES = ("validate", "evaluate", "summarize", "report", "export")
 
 def test_pipeline_runs_as_slurm_jobs(slurm_cluster, small_project):
     info = slurm_cluster
-    env = dict(os.environ)  # SLURM_CONF and the wrappers' PATH of the session cluster
-    env = {k: v for k, v in env.items() if not k.startswith("GRCF_SLURM_")}
+    env = tool_env()  # SLURM_CONF and the wrappers' PATH of the session cluster, the venv's grcf first
     t0 = time.monotonic()
     # --jobs 8 (profile: 2): keep Slurm's queue full, so a CPU freed on the
     # 2-core node is reused at once instead of after the plugin's next status
