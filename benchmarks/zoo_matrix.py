@@ -8,7 +8,7 @@ started backbone by backbone (so a cut-short matrix still has whole backbones), 
 summarize` writes the per-backbone paired comparisons and backbone_diff.png. Runs already
 finished are kept (rerun the same command to continue). CPU, frozen features. With the caps below
 every backbone but MISA and Self-MM runs in under 2 minutes on mosi_av (1 thread a run; MISA and
-Self-MM ~2.5-5); MulT at MMSA's default size needs far more (README, "Model zoo"). The README's
+Self-MM ~2.5-5); MulT at MMSA's default size needs far more (docs/model_zoo.md). The docs'
 table:
 
     python benchmarks/zoo_matrix.py --dataset mosi_av --workdir ../grcf-zoo --seeds 0 1 2 3 4 \\

@@ -1,4 +1,4 @@
-"""The README's model-zoo tables, from one zoo_matrix.py or zoo_sweep.py workspace (nothing typed by hand).
+"""The model-zoo tables of docs/model_zoo.md, from one zoo_matrix.py or zoo_sweep.py workspace (nothing typed by hand).
 
     python benchmarks/zoo_tables.py ../grcf-zoo --dataset mosi_av [--save benchmarks/results/zoo_mosi_av]
 
