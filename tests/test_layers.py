@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from grcf.pipeline.codedeps import imported_names
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "grcf"
 # a layer may import the layers after it in this list (and itself); `base` is grcf/*.py
@@ -31,22 +33,14 @@ def layer(module: str) -> str:
 
 
 def imports(path: Path) -> set[str]:
-    """grcf modules imported anywhere in the file (function-level imports included)."""
+    """grcf modules imported anywhere in the file (function-level imports included), read as the
+    pipeline's code fingerprints read them; a name taken from a module counts when it is a module."""
     module = module_name(path)
-    here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = here[: len(here) - node.level + 1] if node.level else []
-            parent = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            out.add(parent)
-            out |= {f"{parent}.{a.name}" for a in node.names if (SRC / f"{parent}.{a.name}".replace(".", "/")).exists()
-                    or (SRC / (f"{parent}.{a.name}".replace(".", "/") + ".py")).exists()}
-    return {m for m in out if m.split(".")[0] == "grcf" and m != module}
+    names = imported_names(ast.parse(path.read_text()), module, path.name == "__init__.py")
+    return {m for m in names if m in MODULES and m != module}
 
 
+MODULES = {module_name(p) for p in PKG.rglob("*.py")}
 GRAPH = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
 
 

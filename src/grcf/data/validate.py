@@ -24,7 +24,6 @@ from grcf.data import datasets
 from grcf.data.checks import Abort, message_of
 from grcf.errors import DataError, GrcfError
 
-KINDS = datasets.CHECKABLE  # each format checks itself beside its reader (the registry says where)
 MAX_PER_CHECK = 20  # per (file, split, field, check): more are folded into one "... and N more" line
 
 
@@ -104,7 +103,7 @@ def guess_kind(path) -> str:
         return kind
     if path.is_dir():
         raise DataError(path, f"cannot guess the dataset kind: a folder without {datasets.folder_markers()}; pass --kind")
-    raise DataError(path, f"cannot guess the dataset kind from {path.name!r}; pass --kind ({', '.join(KINDS)})")
+    raise DataError(path, f"cannot guess the dataset kind from {path.name!r}; pass --kind ({', '.join(datasets.CHECKABLE)})")
 
 
 def validate_path(path, kind=None, *, label_range=None, check_media=True, on_error="fail") -> Report:
@@ -123,8 +122,8 @@ def validate_path(path, kind=None, *, label_range=None, check_media=True, on_err
         col.error(path, message_of(e))
         col.finish()
         return report
-    if kind not in KINDS:
-        col.error(path, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind not in datasets.CHECKABLE:
+        col.error(path, f"unknown kind {kind!r}; expected one of {', '.join(datasets.CHECKABLE)}")
         col.finish()
         return report
     report.kind = kind
@@ -190,7 +189,7 @@ def _resolve(args):
             if not ds.get("path"):
                 raise GrcfError(f"dataset {dataset!r} has no `path` in {params_path or 'params.yaml'}")
             path = Path(ds["path"])
-        kind = kind or (source if source in KINDS else None)
+        kind = kind or (source if source in datasets.CHECKABLE else None)
         if ds.get("label_range") is not None:
             label_range = ds["label_range"]
         elif ds.get("task") == "classification":

@@ -68,8 +68,9 @@ def _parse_version(path: Path, mtime_ns: int) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
 
-def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Absolute names of the grcf modules the `import` statements anywhere in `tree` name."""
+def imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Absolute names the `import` statements anywhere in `tree` (function-level ones included) name in
+    grcf: the modules, and `module.name` for each name taken from one (it may be a submodule)."""
     out = set()
     here = module.split(".") if is_package else module.split(".")[:-1]
     for node in ast.walk(tree):
@@ -97,13 +98,13 @@ def _entry_imports(src: Path, entry: str) -> set[str]:
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     top = ast.Module(body=[n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))], type_ignores=[])
     name = f"grcf.{module}"
-    found, todo, seen = _imports(top, name, False), [function], set()
+    found, todo, seen = imported_names(top, name, False), [function], set()
     while todo:
         fn = todo.pop()
         if fn in seen:
             continue
         seen.add(fn)
-        found |= _imports(functions[fn], name, False)
+        found |= imported_names(functions[fn], name, False)
         todo += [n.id for n in ast.walk(functions[fn]) if isinstance(n, ast.Name) and n.id in functions]
     return found
 
@@ -138,7 +139,7 @@ def modules(step: str, source: str | None = None, modalities=None, src="src/grcf
         if module == PACKAGE:  # the Python API's front door: its functions' lazy imports are no step's code
             tree = ast.Module(body=[n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))],
                               type_ignores=[])
-        todo += parents + sorted(_imports(tree, module, path.name == "__init__.py"))
+        todo += parents + sorted(imported_names(tree, module, path.name == "__init__.py"))
     return sorted(p.as_posix() for p in files.values())
 
 
