@@ -8,7 +8,7 @@ against default and, for a sweep's workspace, tuned against tuned (never tuned a
 each grcf ablation against that backbone's grcf, and the time per run (median wall / CPU seconds, with the threads and parallel
 runs they were measured with). `--save DIR` also writes the per-run test metrics and times
 (`runs.csv`), the paired comparisons behind the tables (`comparisons.csv`) and copies the
-workspace's `backbones.md` and `backbone_diff.png`, so the tables can be checked without the workspace.
+workspace's `backbones.md`, `backbone_diff.png` and a sweep's `sweep.csv` and `best_variant.yaml`, so the tables can be checked without the workspace.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from grcf.results import backbone_summary, summarize
 from grcf.results.seeds import TUNED, family
@@ -105,6 +106,23 @@ def ablation_table(df: pd.DataFrame, comp: pd.DataFrame, metrics=("Corr", "MAE")
     return "\n".join(rows)
 
 
+def chosen_table(work: Path, res: Path, runs: Path, dataset: str) -> str:
+    """For a sweep's workspace: each objective's chosen settings and its validation score on the
+    sweep seed, beside that of params.yaml's settings (what the tuning gained where it was chosen)."""
+    ranking = pd.read_csv(res / "sweep.csv")
+    seed = yaml.safe_load((work / "params.yaml").read_text())["sweep"]["seed"]
+    metric = next(c for c in ranking.columns if c.startswith("valid_"))
+    rows = [f"| backbone | objective | {metric} default | {metric} tuned | chosen settings |", "|---|---|---|---|---|"]
+    for _, r in ranking[ranking["rank"] == 1].iterrows():
+        default = runs / dataset / r.objective / f"seed{seed}" / "metrics.json"
+        before = json.loads(default.read_text())["valid"][metric.removeprefix("valid_")] if default.exists() else None
+        settings = ", ".join(f"{k} {v:g}" for k, v in r.drop(["objective", "rank", "variant", metric]).dropna().items())
+        bb = next((b for b in BACKBONES if r.objective.endswith("_" + b)), "fusion")
+        obj = r.objective.removesuffix("_" + bb)
+        rows.append(f"| {bb} | {obj} | {'–' if before is None else f'{before:.4f}'} | {r[metric]:.4f} | {settings} |")
+    return "\n".join(rows)
+
+
 def time_table(df: pd.DataFrame) -> str:
     rows = ["| backbone | runs timed | threads × runs at once | median wall s | median CPU s | max wall s |",
             "|---|---|---|---|---|---|"]
@@ -124,6 +142,8 @@ def main():
     args = ap.parse_args()
 
     df = per_run(args.workdir, args.dataset)
+    runs = runs_root(args.workdir, args.dataset)
+    res = args.workdir / "results" / runs.relative_to(args.workdir / "runs") / args.dataset
     full = complete(df)
     comp = backbone_summary.comparisons(full.drop(columns=["wall_s", "cpu_s", "threads", "jobs"]))
     print(f"## {args.dataset}: {df.backbone.nunique()} backbones, {len(df)} runs "
@@ -138,6 +158,9 @@ def main():
         print(main_table(full, tuned) + "\n")
         if len(comp) and (comp.objective == "grcf" + TUNED).any():
             print(diff_table(comp, suffix=TUNED) + "\n")
+    if (res / "sweep.csv").exists():
+        print("Chosen on the validation split (sweep seed):\n")
+        print(chosen_table(args.workdir, res, runs, args.dataset) + "\n")
     if len(comp) and (full.objective.str.startswith("grcf_") & ~full.objective.isin(tuned)).any():
         print(ablation_table(full, comp) + "\n")
     print(time_table(df))
@@ -147,8 +170,7 @@ def main():
                 "threads", "jobs"]
         df[cols].to_csv(args.save / "runs.csv", index=False, float_format="%.6g")
         comp.to_csv(args.save / "comparisons.csv", index=False, float_format="%.6g")
-        res = args.workdir / "results" / runs_root(args.workdir, args.dataset).relative_to(args.workdir / "runs") / args.dataset
-        for name in ("backbones.md", "backbone_diff.png"):
+        for name in ("backbones.md", "backbone_diff.png", "sweep.csv", "best_variant.yaml"):
             if (res / name).exists():
                 shutil.copy2(res / name, args.save / name)
         print(f"\nsaved in {args.save}")
