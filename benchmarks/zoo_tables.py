@@ -170,7 +170,9 @@ def main():
                 "threads", "jobs"]
         df[cols].to_csv(args.save / "runs.csv", index=False, float_format="%.6g")
         comp.to_csv(args.save / "comparisons.csv", index=False, float_format="%.6g")
-        for name in ("backbones.md", "backbone_diff.png", "sweep.csv", "best_variant.yaml"):
+        if len(comp) and (comp.objective == "grcf").any():  # drawn here: the workspace's may predate the tuned panels
+            backbone_summary.diff_figure(comp, args.save / "backbone_diff.png")
+        for name in ("backbones.md", "sweep.csv", "best_variant.yaml"):
             if (res / name).exists():
                 shutil.copy2(res / name, args.save / name)
         print(f"\nsaved in {args.save}")

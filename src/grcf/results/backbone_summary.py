@@ -134,23 +134,37 @@ def to_markdown(dataset, df: pd.DataFrame, comp: pd.DataFrame) -> str:
 
 
 def diff_figure(comp: pd.DataFrame, out) -> None:
-    """Per backbone: grcf − pointwise in Corr and MAE with the 95 % CI."""
+    """Per backbone: grcf − each baseline in Corr and MAE with the 95 % CI, default against default
+    and, for a sweep's workspace, tuned against tuned (two markers a row, never across)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sel = comp[(comp.objective == "grcf") & (comp.baseline == "pointwise")]
-    labels = [f"{bb}\n(pointwise collapsed {int(k)}/{int(n)})" if k else bb
-              for bb, k, n in zip(sel.backbone, sel.get("baseline_collapsed", pd.Series(0, sel.index)), sel.n)]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 * max(sel.backbone.nunique(), 2) + 1.5), sharey=True)
-    for ax, metric, better in zip(axes, ("Corr", "MAE"), ("higher", "lower")):
-        d = sel[sel.metric == metric]
-        y = range(len(d))
-        ax.errorbar(d.mean_diff, list(y), xerr=[d.mean_diff - d.ci_low, d.ci_high - d.mean_diff], fmt="o", capsize=3)
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_yticks(list(y), [lab for lab, m in zip(labels, sel.metric) if m == metric])
-        ax.set_title(f"{metric}: grcf − pointwise ({better} is better)")
+    fams = [(fam, suffix) for fam, suffix in (("default", ""), ("tuned", seeds.TUNED))
+            if ((comp.objective == "grcf" + suffix) & (comp.baseline == "pointwise" + suffix)).any()]
+    baselines = [b for b in ("pointwise", "static_pairwise")
+                 if any(((comp.objective == "grcf" + x) & (comp.baseline == b + x)).any() for _, x in fams)]
+    backbones = list(dict.fromkeys(comp[comp.objective.isin([f"grcf{x}" for _, x in fams])].backbone))
+    fig, axes = plt.subplots(len(baselines), 2, squeeze=False, sharey=True,
+                             figsize=(10, (0.45 * max(len(backbones), 2) + 1.2) * len(baselines)))
+    offsets = {"default": -0.15, "tuned": 0.15} if len(fams) > 1 else {"default": 0.0, "tuned": 0.0}
+    for row, base in zip(axes, baselines):
+        for ax, metric, better in zip(row, ("Corr", "MAE"), ("higher", "lower")):
+            for fam, suffix in fams:
+                d = comp[(comp.objective == "grcf" + suffix) & (comp.baseline == base + suffix) & (comp.metric == metric)]
+                y = [backbones.index(b) + offsets[fam] for b in d.backbone]
+                collapsed = d.get("baseline_collapsed", pd.Series(0, d.index)).fillna(0) > 0
+                ax.errorbar(d.mean_diff, y, xerr=[d.mean_diff - d.ci_low, d.ci_high - d.mean_diff], fmt="o" if fam == "default" else "s",
+                            capsize=3, label=f"{fam} vs {fam}")
+                for x, yy in zip(d.mean_diff[collapsed], [v for v, c in zip(y, collapsed) if c]):
+                    ax.annotate("baseline collapsed", (x, yy), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            ax.axvline(0, color="grey", lw=0.8)
+            ax.set_yticks(range(len(backbones)), backbones)
+            ax.set_title(f"{metric}: grcf − {base.replace('_', ' ')} ({better} is better)", fontsize=10)
+    axes[0][0].invert_yaxis()  # backbones top-down in the tables' order
+    if len(fams) > 1:
+        axes[0][0].legend(fontsize=8, loc="best")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
