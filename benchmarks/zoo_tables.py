@@ -18,6 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -38,6 +39,14 @@ def runs_root(work: Path, dataset: str) -> Path:
     return found[0] if found else work / "runs"
 
 
+def train_seconds(run: Path) -> float | None:
+    """Seconds spent in the training epochs of both stages (their logs' `seconds`): a pipeline
+    workspace's only timing, without process start-up, feature loading or evaluation."""
+    logs = [pd.read_csv(run / f"stage{i}_log.csv") for i in (1, 2) if (run / f"stage{i}_log.csv").exists()]
+    timed = [log["seconds"] for log in logs if "seconds" in log]  # a skipped stage's log has no epochs
+    return sum(float(x.sum()) for x in timed) if timed else None
+
+
 def per_run(work: Path, dataset: str) -> pd.DataFrame:
     """Every finished run of the workspace: backbone, objective, seed, test metrics, collapsed, wall and CPU seconds."""
     runs = runs_root(work, dataset)
@@ -51,7 +60,8 @@ def per_run(work: Path, dataset: str) -> pd.DataFrame:
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
     t = [times.get(f"{v}/seed{s}", {}) for v, s in zip(df.variant, df.seed)]
     df = df.assign(wall_s=[x.get("seconds") for x in t], cpu_s=[x.get("cpu_seconds") for x in t],
-                   threads=[x.get("threads") for x in t], jobs=[x.get("jobs") for x in t])
+                   threads=[x.get("threads") for x in t], jobs=[x.get("jobs") for x in t],
+                   train_s=[train_seconds(runs / dataset / v / f"seed{s}") for v, s in zip(df.variant, df.seed)])
     # the matrix's order: backbones as zoo_matrix lists them, then objectives, ablations, anything else
     rank = lambda order, x: order.index(x) if x in order else len(order)  # noqa: E731
     key = df.backbone.map(lambda b: rank(BACKBONES, b)) * 100 + df.objective.map(
@@ -124,13 +134,15 @@ def chosen_table(work: Path, res: Path, runs: Path, dataset: str) -> str:
 
 
 def time_table(df: pd.DataFrame) -> str:
-    rows = ["| backbone | runs timed | threads × runs at once | median wall s | median CPU s | max wall s |",
-            "|---|---|---|---|---|---|"]
-    for bb, g in df.dropna(subset=["wall_s"]).groupby("backbone", sort=False):
-        setting = ", ".join(sorted({f"{int(t)} × {int(j)}" for t, j in zip(g.threads.fillna(0), g.jobs.fillna(1))}))
-        cpu = g.cpu_s.dropna()
-        cpu_med = f"{cpu.median():.0f}" if len(cpu) else "–"
-        rows.append(f"| {bb} | {len(g)} | {setting} | {g.wall_s.median():.0f} | {cpu_med} | {g.wall_s.max():.0f} |")
+    """Per backbone: zoo_matrix.py's wall and CPU seconds a run where it timed them, and the training
+    epochs' seconds (stage logs) of every run."""
+    rows = ["| backbone | runs timed | threads × runs at once | median wall s | median CPU s | max wall s | median training s |",
+            "|---|---|---|---|---|---|---|"]
+    med = lambda x, f=np.median: f"{f(x.dropna()):.0f}" if x.notna().any() else "–"  # noqa: E731
+    for bb, g in df.dropna(subset=["wall_s", "train_s"], how="all").groupby("backbone", sort=False):
+        timed = g.dropna(subset=["wall_s"])
+        setting = ", ".join(sorted({f"{int(t)} × {int(j)}" for t, j in zip(timed.threads.fillna(0), timed.jobs.fillna(1))})) or "–"
+        rows.append(f"| {bb} | {len(g)} | {setting} | {med(g.wall_s)} | {med(g.cpu_s)} | {med(g.wall_s, np.max)} | {med(g.train_s)} |")
     return "\n".join(rows)
 
 
@@ -145,7 +157,7 @@ def main():
     runs = runs_root(args.workdir, args.dataset)
     res = args.workdir / "results" / runs.relative_to(args.workdir / "runs") / args.dataset
     full = complete(df)
-    comp = backbone_summary.comparisons(full.drop(columns=["wall_s", "cpu_s", "threads", "jobs"]))
+    comp = backbone_summary.comparisons(full.drop(columns=["wall_s", "cpu_s", "threads", "jobs", "train_s"]))
     print(f"## {args.dataset}: {df.backbone.nunique()} backbones, {len(df)} runs "
           f"({len(full)} in cells with all {df.seed.nunique()} seeds)\n")
     print(main_table(full, ["pointwise", "static_pairwise", "grcf"]) + "\n")
@@ -167,7 +179,7 @@ def main():
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         cols = ["backbone", "objective", "variant", "seed", *[k for k in KEYS if k in df], "collapsed", "wall_s", "cpu_s",
-                "threads", "jobs"]
+                "threads", "jobs", "train_s"]
         df[cols].to_csv(args.save / "runs.csv", index=False, float_format="%.6g")
         comp.to_csv(args.save / "comparisons.csv", index=False, float_format="%.6g")
         if len(comp) and (comp.objective == "grcf").any():  # drawn here: the workspace's may predate the tuned panels

@@ -293,6 +293,8 @@ def test_zoo_tables_prints_the_readme_tables_from_a_workspace_and_saves_per_run_
                 pd.DataFrame({"id": [f"v$_${i}" for i in range(20)], "split": "test", "label": labels,
                               "prediction": labels * corr + np.cos(np.arange(20) + seed)}).to_csv(d / "predictions.csv", index=False)
                 times[f"{v}/seed{seed}"] = {"seconds": 10.0 + seed, "cpu_seconds": 20.0 + seed, "threads": 1, "jobs": 2}
+                if short == "tfn":  # the stage logs' epoch seconds: a pipeline workspace's only timing
+                    pd.DataFrame({"epoch": [0, 1], "seconds": [1.0, 2.0]}).to_csv(d / "stage1_log.csv", index=False)
     (work / "results" / "ds").mkdir(parents=True)
     (work / "results" / "ds" / "wall_times.json").write_text(json.dumps(times))
     # a sweep's ranking (valid only): its rank-1 settings are shown beside the default's valid score
@@ -309,7 +311,7 @@ def test_zoo_tables_prints_the_readme_tables_from_a_workspace_and_saves_per_run_
     assert "| tfn | +0.200 [+0.200, +0.200] | −0.200 [−0.200, −0.200] | +0.100 [+0.100, +0.100] | −0.100" in out
     assert "| lmf | +0.050 [+0.050, +0.050] | −0.050" in out
     assert "| tfn | grcf_uniform | 0.5600 ± 0.0100 | 0.4500 ± 0.0000 | −0.050" in out and "| lmf | grcf_uniform" not in out
-    assert "| tfn | 12 | 1 × 2 | 11 | 21 | 12 |" in out and "| lmf | 11 | 1 × 2 |" in out
+    assert "| tfn | 12 | 1 × 2 | 11 | 21 | 12 | 3 |" in out and "| lmf | 11 | 1 × 2 | 11 | 21 | 12 | – |" in out
     assert "| tfn | pointwise | 0.6000 | 0.5500 | stage2.lr 0.002 |" in out and "| tfn | grcf | 0.4000 | 0.3500 | loss.tau 2 |" in out
     assert (tmp_path / "saved" / "sweep.csv").exists()
     runs = pd.read_csv(tmp_path / "saved" / "runs.csv")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from grcf.atomic import atomic_path, write_text
@@ -154,17 +155,19 @@ def diff_figure(comp: pd.DataFrame, out) -> None:
             for fam, suffix in fams:
                 d = comp[(comp.objective == "grcf" + suffix) & (comp.baseline == base + suffix) & (comp.metric == metric)]
                 y = [backbones.index(b) + offsets[fam] for b in d.backbone]
-                collapsed = d.get("baseline_collapsed", pd.Series(0, d.index)).fillna(0) > 0
-                ax.errorbar(d.mean_diff, y, xerr=[d.mean_diff - d.ci_low, d.ci_high - d.mean_diff], fmt="o" if fam == "default" else "s",
-                            capsize=3, label=f"{fam} vs {fam}")
-                for x, yy in zip(d.mean_diff[collapsed], [v for v, c in zip(y, collapsed) if c]):
-                    ax.annotate("baseline collapsed", (x, yy), fontsize=7, xytext=(4, 4), textcoords="offset points")
+                collapsed = (d.get("baseline_collapsed", pd.Series(0, d.index)).fillna(0) > 0).to_numpy()
+                color, marker = ("tab:blue", "o") if fam == "default" else ("tab:orange", "s")
+                ax.errorbar(d.mean_diff, y, xerr=[d.mean_diff - d.ci_low, d.ci_high - d.mean_diff], fmt="none",
+                            capsize=3, color=color)
+                x, y = d.mean_diff.to_numpy(), np.asarray(y)
+                ax.scatter(x[~collapsed], y[~collapsed], marker=marker, color=color, zorder=3, label=f"{fam} vs {fam}")
+                ax.scatter(x[collapsed], y[collapsed], marker=marker, facecolors="white", edgecolors=color, zorder=3,
+                           label=f"{fam} vs {fam}, baseline collapsed on a seed")
             ax.axvline(0, color="grey", lw=0.8)
             ax.set_yticks(range(len(backbones)), backbones)
             ax.set_title(f"{metric}: grcf − {base.replace('_', ' ')} ({better} is better)", fontsize=10)
     axes[0][0].invert_yaxis()  # backbones top-down in the tables' order
-    if len(fams) > 1:
-        axes[0][0].legend(fontsize=8, loc="best")
+    axes[0][0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
