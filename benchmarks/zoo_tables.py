@@ -126,7 +126,8 @@ def chosen_table(work: Path, res: Path, runs: Path, dataset: str) -> str:
     for _, r in ranking[ranking["rank"] == 1].iterrows():
         default = runs / dataset / r.objective / f"seed{seed}" / "metrics.json"
         before = json.loads(default.read_text())["valid"][metric.removeprefix("valid_")] if default.exists() else None
-        settings = ", ".join(f"{k} {v:g}" for k, v in r.drop(["objective", "rank", "variant", metric]).dropna().items())
+        settings = ("params.yaml's (the default won)" if r.variant == r.objective else
+                    ", ".join(f"{k} {v:g}" for k, v in r.drop(["objective", "rank", "variant", metric]).dropna().items()))
         bb = next((b for b in BACKBONES if r.objective.endswith("_" + b)), "fusion")
         obj = r.objective.removesuffix("_" + bb)
         rows.append(f"| {bb} | {obj} | {'–' if before is None else f'{before:.4f}'} | {r[metric]:.4f} | {settings} |")

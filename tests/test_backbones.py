@@ -299,10 +299,10 @@ def test_zoo_tables_prints_the_readme_tables_from_a_workspace_and_saves_per_run_
     (work / "results" / "ds" / "wall_times.json").write_text(json.dumps(times))
     # a sweep's ranking (valid only): its rank-1 settings are shown beside the default's valid score
     (work / "params.yaml").write_text("sweep: {seed: 0}\n")
-    pd.DataFrame({"objective": ["pointwise_tfn", "pointwise_tfn", "grcf_tfn"], "rank": [1, 2, 1],
-                  "variant": ["sweep_pointwise_tfn_003", "sweep_pointwise_tfn_000", "sweep_grcf_tfn_001"],
-                  "valid_MAE": [0.55, 0.7, 0.35], "stage2.lr": [0.002, 0.0005, None], "loss.tau": [None, None, 2.0]}
-                 ).to_csv(work / "results" / "ds" / "sweep.csv", index=False)
+    pd.DataFrame({"objective": ["pointwise_tfn", "pointwise_tfn", "grcf_tfn", "static_pairwise_tfn"], "rank": [1, 2, 1, 1],
+                  "variant": ["sweep_pointwise_tfn_003", "sweep_pointwise_tfn_000", "sweep_grcf_tfn_001", "static_pairwise_tfn"],
+                  "valid_MAE": [0.55, 0.7, 0.35, 0.5], "stage2.lr": [0.002, 0.0005, None, None],
+                  "loss.tau": [None, None, 2.0, None]}).to_csv(work / "results" / "ds" / "sweep.csv", index=False)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo_tables.py"
     out = subprocess.run([sys.executable, str(script), str(work), "--dataset", "ds", "--save", str(tmp_path / "saved")],
                          check=True, capture_output=True, text=True).stdout
@@ -313,6 +313,7 @@ def test_zoo_tables_prints_the_readme_tables_from_a_workspace_and_saves_per_run_
     assert "| tfn | grcf_uniform | 0.5600 ± 0.0100 | 0.4500 ± 0.0000 | −0.050" in out and "| lmf | grcf_uniform" not in out
     assert "| tfn | 12 | 1 × 2 | 11 | 21 | 12 | 3 |" in out and "| lmf | 11 | 1 × 2 | 11 | 21 | 12 | – |" in out
     assert "| tfn | pointwise | 0.6000 | 0.5500 | stage2.lr 0.002 |" in out and "| tfn | grcf | 0.4000 | 0.3500 | loss.tau 2 |" in out
+    assert "| tfn | static_pairwise | 0.5000 | 0.5000 | params.yaml's (the default won) |" in out
     assert (tmp_path / "saved" / "sweep.csv").exists()
     runs = pd.read_csv(tmp_path / "saved" / "runs.csv")
     assert len(runs) == 23 and set(runs.backbone) == {"tfn", "lmf"} and runs.cpu_s.max() == 22.0

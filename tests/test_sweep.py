@@ -28,7 +28,9 @@ def test_sweep_tunes_each_objective_with_the_same_budget_on_valid_and_runs_both_
     ws, results = tmp_path / "ws", results_dir(tmp_path / "ws", params)
     runs = ws / "runs" / experiment_name(params) / "embedded"
     ranking = pd.read_csv(results / "sweep.csv")
-    assert ranking.groupby("objective").size().to_dict() == {"grcf": 2, "pointwise": 2}  # the same budget
+    # the same budget: 2 candidates each, and each objective's own params.yaml settings scored beside them
+    assert ranking.groupby("objective").size().to_dict() == {"grcf": 3, "pointwise": 3}
+    assert set(ranking[ranking.variant == ranking.objective].objective) == {"grcf", "pointwise"}
     assert not [c for c in ranking.columns if "test" in c]  # selection never sees test
     best = yaml.safe_load((results / "best_variant.yaml").read_text())["variants"]
     assert set(best) == {"grcf_tuned", "pointwise_tuned"}
@@ -36,8 +38,12 @@ def test_sweep_tunes_each_objective_with_the_same_budget_on_valid_and_runs_both_
         for _, row in g.iterrows():  # the ranking score is the candidate's validation MAE, on the sweep seed
             valid = json.loads((runs / row.variant / "seed0" / "metrics.json").read_text())["valid"]
             assert row.valid_MAE == pytest.approx(valid["MAE"])
-        assert list(g["rank"]) == [1, 2] and g.valid_MAE.is_monotonic_increasing
-        assert best[f"{objective}_tuned"]["stage2"]["lr"] == g.iloc[0]["stage2.lr"]
+        assert list(g["rank"]) == [1, 2, 3] and g.valid_MAE.is_monotonic_increasing
+        default_lr = params["variants"][objective].get("stage2", {}).get("lr", params["stage2"]["lr"])
+        won = default_lr if g.iloc[0].variant == objective else g.iloc[0]["stage2.lr"]
+        assert best[f"{objective}_tuned"].get("stage2", {}).get("lr", params["stage2"]["lr"]) == won
+        # never worse on valid than the untuned settings
+        assert g.iloc[0].valid_MAE <= g[g.variant == objective].valid_MAE.iloc[0]
     assert best["pointwise_tuned"]["stage1"] == {"enabled": False}  # a tuned point-wise is still point-wise
 
     for v in ("grcf", "pointwise", "grcf_tuned", "pointwise_tuned"):

@@ -6,7 +6,9 @@ objective (`spaces`) and a grid or a seeded random sample of each, with the same
 trials for every objective: a comparison of tuned objectives is fair only if each had the same
 chance. Each candidate becomes a variant `sweep_<base>_NNN` of a workspace's params.yaml and
 runs on the sweep seed; candidates are ranked on the validation split only (test is never read
-here). The best of each objective becomes `<base>_tuned`, which runs on `run.seeds` beside the
+here), beside the objective's own params.yaml settings (`include_default`, on by default: the
+`<base>` run on the sweep seed, winning ties, so tuning never picks a setting worse on valid than
+the untuned one). The best of each objective becomes `<base>_tuned`, which runs on `run.seeds` beside the
 untuned objectives; the summary then compares default against default and tuned against tuned
 (results.seeds.pairs), and test is evaluated once, there.
 
@@ -116,16 +118,20 @@ def run_sweep(root, params: dict, workdir, cores: int = 2) -> dict:
         for i, flat in enumerate(flats):
             names[candidate_name(base, i)] = (base, flat)
             ws["variants"][candidate_name(base, i)] = deep_merge(params["variants"][base], as_override(flat))
-    ws["run"] = {"datasets": [dataset], "variants": list(names), "seeds": [seed]}
+    # each objective's untuned settings are scored too, as the run `<base>` on the sweep seed (which the
+    # seeds run anyway when the sweep seed is one of them); listed first, so they win ties
+    defaults = {base: (base, {}) for base in trials} if sweep.get("include_default", True) else {}
+    scored = {**defaults, **names}
+    ws["run"] = {"datasets": [dataset], "variants": list(scored), "seeds": [seed]}
     work = workspace.prepare(root, workdir, ws)
     runs = work / "runs" / experiment_name(ws) / dataset
     results = work / "results" / experiment_name(ws) / dataset
-    workspace.snakemake(work, *[str((runs / n / f"seed{seed}" / "metrics.json").relative_to(work)) for n in names],
+    workspace.snakemake(work, *[str((runs / n / f"seed{seed}" / "metrics.json").relative_to(work)) for n in scored],
                         cores=cores)
 
     metric = rank_metric(params, dataset, sweep)
     rows = []
-    for name, (base, flat) in names.items():
+    for name, (base, flat) in scored.items():
         valid = json.loads((runs / name / f"seed{seed}" / "metrics.json").read_text())["valid"]
         rows.append({"objective": base, "variant": name, f"valid_{metric}": valid[metric], **flat})  # never test
     table = pd.DataFrame(rows).sort_values(f"valid_{metric}", ascending=metric in LOWER_IS_BETTER, kind="stable")
@@ -136,7 +142,7 @@ def run_sweep(root, params: dict, workdir, cores: int = 2) -> dict:
     best, tuned = {}, {}
     for base in trials:
         top = table[(table.objective == base) & (table["rank"] == 1)].iloc[0]
-        best[base] = names[top.variant][1]
+        best[base] = scored[top.variant][1]  # {}: params.yaml's settings were the best
         tuned[base + TUNED] = deep_merge(params["variants"][base], as_override(best[base]))
     ws["variants"].update(tuned)
     # default objectives first, then the tuned ones: the summary compares each family within itself
