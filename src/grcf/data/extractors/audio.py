@@ -78,13 +78,18 @@ def extract_audio(path, *, sample_rate: int = 16000, hop_seconds: float = 0.04, 
 def audio_features(wave: np.ndarray, *, sample_rate: int = 16000, hop_seconds: float = 0.04, backend: str = "librosa",
                    source="audio") -> np.ndarray:
     """[T, Da] float32 frame features of a decoded mono waveform (a whole clip or a slice of one)."""
+    from threadpoolctl import threadpool_limits
+
     hop = max(1, int(round(hop_seconds * sample_rate)))
-    if backend == "librosa":
-        feats = _librosa_features(wave, sample_rate, hop)
-    elif backend == "opensmile":
-        feats = _opensmile_features(wave, sample_rate, hop_seconds)
-    else:
+    if backend not in ("librosa", "opensmile"):
         raise DataError(source, f"unknown audio backend {backend!r}; expected librosa or opensmile")
+    # one BLAS thread: librosa's mel and DCT products sum in another order with more threads, so the
+    # same clip would give other floats on a machine with more cores (clips run in parallel instead)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if backend == "librosa":
+            feats = _librosa_features(wave, sample_rate, hop)
+        else:
+            feats = _opensmile_features(wave, sample_rate, hop_seconds)
     if feats.shape[0] == 0:
         raise DataError(source, "audio too short for a single feature frame")
     feats = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)  # e.g. silent frames' log terms
