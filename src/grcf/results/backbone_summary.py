@@ -161,8 +161,9 @@ def diff_figure(comp: pd.DataFrame, out) -> None:
                             capsize=3, color=color)
                 x, y = d.mean_diff.to_numpy(), np.asarray(y)
                 ax.scatter(x[~collapsed], y[~collapsed], marker=marker, color=color, zorder=3, label=f"{fam} vs {fam}")
-                ax.scatter(x[collapsed], y[collapsed], marker=marker, facecolors="white", edgecolors=color, zorder=3,
-                           label=f"{fam} vs {fam}, baseline collapsed on a seed")
+                if collapsed.any():  # no legend entry for markers that are not drawn
+                    ax.scatter(x[collapsed], y[collapsed], marker=marker, facecolors="white", edgecolors=color, zorder=3,
+                               label=f"{fam} vs {fam}, baseline collapsed on a seed")
             ax.axvline(0, color="grey", lw=0.8)
             ax.set_yticks(range(len(backbones)), backbones)
             ax.set_title(f"{metric}: grcf − {base.replace('_', ' ')} ({better} is better)", fontsize=10)
