@@ -160,16 +160,19 @@ def diff_figure(comp: pd.DataFrame, out) -> None:
                 ax.errorbar(d.mean_diff, y, xerr=[d.mean_diff - d.ci_low, d.ci_high - d.mean_diff], fmt="none",
                             capsize=3, color=color)
                 x, y = d.mean_diff.to_numpy(), np.asarray(y)
-                ax.scatter(x[~collapsed], y[~collapsed], marker=marker, color=color, zorder=3, label=f"{fam} vs {fam}")
-                if collapsed.any():  # no legend entry for markers that are not drawn
+                if (~collapsed).any():  # no legend entry for markers that are not drawn
+                    ax.scatter(x[~collapsed], y[~collapsed], marker=marker, color=color, zorder=3, label=f"{fam} vs {fam}")
+                if collapsed.any():
                     ax.scatter(x[collapsed], y[collapsed], marker=marker, facecolors="white", edgecolors=color, zorder=3,
                                label=f"{fam} vs {fam}, baseline collapsed on a seed")
             ax.axvline(0, color="grey", lw=0.8)
             ax.set_yticks(range(len(backbones)), backbones)
             ax.set_title(f"{metric}: grcf − {base.replace('_', ' ')} ({better} is better)", fontsize=10)
     axes[0][0].invert_yaxis()  # backbones top-down in the tables' order
-    axes[0][0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    # one legend for the figure: a collapsed baseline may show in one panel only
+    entries = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.tight_layout(rect=(0, 0.04 * (1 + len(entries) // 2) / len(baselines), 1, 1))
+    fig.legend(list(entries.values()), list(entries), loc="lower center", ncol=2, fontsize=8, frameon=False)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
