@@ -116,10 +116,12 @@ def ablation_table(df: pd.DataFrame, comp: pd.DataFrame, metrics=("Corr", "MAE")
     return "\n".join(rows)
 
 
-def chosen_table(work: Path, res: Path, runs: Path, dataset: str) -> str:
+def chosen_table(df: pd.DataFrame, work: Path, res: Path, runs: Path, dataset: str) -> str:
     """For a sweep's workspace: each objective's chosen settings and its validation score on the
-    sweep seed, beside that of params.yaml's settings (what the tuning gained where it was chosen)."""
+    sweep seed, beside that of params.yaml's settings (what the tuning gained where it was chosen).
+    `df` (per_run) names each objective's backbone: its untuned variant runs on every seed."""
     ranking = pd.read_csv(res / "sweep.csv")
+    named = df.drop_duplicates("variant").set_index("variant")
     seed = yaml.safe_load((work / "params.yaml").read_text())["sweep"]["seed"]
     metric = next(c for c in ranking.columns if c.startswith("valid_"))
     rows = [f"| backbone | objective | {metric} default | {metric} tuned | chosen settings |", "|---|---|---|---|---|"]
@@ -128,8 +130,7 @@ def chosen_table(work: Path, res: Path, runs: Path, dataset: str) -> str:
         before = json.loads(default.read_text())["valid"][metric.removeprefix("valid_")] if default.exists() else None
         settings = ("params.yaml's (the default won)" if r.variant == r.objective else
                     ", ".join(f"{k} {v:g}" for k, v in r.drop(["objective", "rank", "variant", metric]).dropna().items()))
-        bb = next((b for b in BACKBONES if r.objective.endswith("_" + b)), "fusion")
-        obj = r.objective.removesuffix("_" + bb)
+        bb, obj = named.loc[r.objective, ["backbone", "objective"]]
         rows.append(f"| {bb} | {obj} | {'–' if before is None else f'{before:.4f}'} | {r[metric]:.4f} | {settings} |")
     return "\n".join(rows)
 
@@ -173,7 +174,7 @@ def main():
             print(diff_table(comp, suffix=TUNED) + "\n")
     if (res / "sweep.csv").exists():
         print("Chosen on the validation split (sweep seed):\n")
-        print(chosen_table(args.workdir, res, runs, args.dataset) + "\n")
+        print(chosen_table(df, args.workdir, res, runs, args.dataset) + "\n")
     if len(comp) and (full.objective.str.startswith("grcf_") & ~full.objective.isin(tuned)).any():
         print(ablation_table(full, comp) + "\n")
     print(time_table(df))
