@@ -39,45 +39,15 @@ def clip_rows():
 
 
 def train_bundle(work: Path) -> Path:
-    """A bundle trained on the 27 clips (one video train, the other valid/test)."""
-    import yaml
-
-    from grcf.cli import build_features, feature_options, main
-    from grcf.config import load_params, resolve_run
-    from grcf.training.evaluate import evaluate_run
-    from grcf.training.train import train_stage1, train_stage2
+    """A bundle trained on the 27 clips (one video train, the other valid/test): the tests' own builder."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.bundles import mini_mosi_root, small_params, train_and_export
 
     root = work / "mini"
-    (root / "Raw").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for p, r in clip_rows():
-        (root / "Raw" / r.video_id).mkdir(exist_ok=True)
-        dst = root / "Raw" / r.video_id / p.name
-        if not dst.exists():
-            dst.symlink_to(p)
-        mode = "train" if r.video_id == "03bSnISJMiM" else "valid" if int(r.clip_id) <= 7 else "test"
-        rows.append({"video_id": r.video_id, "clip_id": r.clip_id, "text": r.text, "label": r.label,
-                     "annotation": r.annotation, "mode": mode})
-    pd.DataFrame(rows).to_csv(root / "label.csv", index=False)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["datasets"]["mini"] = {"source": "mmsa_raw", "path": str(root), "task": "regression", "metrics": "mosi"}
-    params["run"] = {"datasets": ["mini"], "variants": ["grcf"], "seeds": [0]}
-    params["device"] = "cpu"
-    for stage in ("stage1", "stage2"):
-        params[stage].update(epochs=2)
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    params = load_params(work / "params.yaml")
-    store = work / "features" / "mini.parquet"
-    kind, src, options = feature_options(params, "mini")
-    build_features(kind, src, store, options)
-    cfg = resolve_run(params, "mini", "grcf")
-    run = work / "runs" / "mini" / "grcf" / "seed0"
-    train_stage1(cfg, store, run / "stage1.pt", run / "stage1_log.csv", 0)
-    train_stage2(cfg, store, run / "stage1.pt", run / "stage2.pt", run / "stage2_log.csv", 0)
-    evaluate_run(cfg, store, run / "stage2.pt", run, 0)
-    bundle = work / "models" / "mini" / "grcf"
-    main(["export", str(run.parent), str(bundle), "--features", str(store)])
-    return bundle
+    mini_mosi_root(root)
+    params = small_params(work, "mini", {"source": "mmsa_raw", "path": str(root), "task": "regression",
+                                         "metrics": "mosi"}, epochs=2, hidden=None)
+    return train_and_export(work, params, "mini", progress=True)
 
 
 def media_seconds(paths) -> float:

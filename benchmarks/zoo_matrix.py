@@ -36,7 +36,7 @@ from pathlib import Path
 from grcf.pipeline import workspace
 from grcf.atomic import write_text
 from grcf.config import deep_merge, load_params
-from grcf.results.summarize import run_dir
+from grcf.results.seeds import run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ["fusion", "mult", "mfn", "ef_lstm", "tfn", "lmf", "misa", "self_mm"]

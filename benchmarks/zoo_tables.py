@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from grcf.results import backbone_summary, summarize
-from grcf.results.seeds import TUNED, family
+from grcf.results import backbone_summary
+from grcf.results.seeds import TUNED, collect, family
 from zoo_matrix import ABLATIONS, BACKBONES, OBJECTIVES
 
 KEYS = ["Corr", "MAE", "Non0_acc_2", "Mult_acc_7"]
@@ -54,7 +54,7 @@ def per_run(work: Path, dataset: str) -> pd.DataFrame:
                    for p in (runs / dataset).glob("*/seed*/metrics.json"))
     if not pairs:
         raise SystemExit(f"{runs / dataset}: no finished run (no */seed*/metrics.json); is {work} a zoo_matrix.py workspace?")
-    frames = [summarize.collect(runs, dataset, [v], [s]) for v, s in pairs]
+    frames = [collect(runs, dataset, [v], [s]) for v, s in pairs]
     df = backbone_summary.annotate(pd.concat(frames, ignore_index=True), runs, dataset)
     times_path = work / "results" / runs.relative_to(work / "runs") / dataset / "wall_times.json"
     times = json.loads(times_path.read_text()) if times_path.exists() else {}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grcf.pipeline.slurm_cluster import single_node_slurm, slurm_available
+from support.bundles import text_bundle
 from support.project import copy_project
 
 # nothing in the suite may wait on (or reach) a model hub: every model is an offline one
@@ -58,3 +59,18 @@ def slurm_cluster(tmp_path_factory):
     with single_node_slurm(tmp_path_factory.mktemp("slurm"), partition="debug",
                            gpus=1, gpu_type="fake") as info:
         yield info
+
+
+# module scope: the hook above keeps a module's tests on one worker, so a tiny bundle is trained once per module
+@pytest.fixture(scope="module")
+def text_bundle_dir(tmp_path_factory) -> Path:
+    """The API and demo tests' text bundle: the shipped model, else a tiny one trained here (support.bundles)."""
+    return text_bundle(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def text_model(text_bundle_dir):
+    """`grcf.load_model` of `text_bundle_dir`."""
+    from grcf import load_model
+
+    return load_model(text_bundle_dir)

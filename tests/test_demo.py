@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from grcf.use.demo import build_app, launch_app
-from support.bundles import sample_clip, text_bundle
+from support.bundles import sample_clip
 
 gr = pytest.importorskip("gradio", reason="the demo extra is not installed: pip install 'grcf[demo]'")
 gradio_client = pytest.importorskip("gradio_client")
@@ -39,20 +39,8 @@ def _launch(model, **kw):
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return text_bundle(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def model(bundle):
-    from grcf import load_model
-
-    return load_model(bundle)
-
-
-@pytest.fixture(scope="module")
-def demo(model):
-    app, url = _launch(model)
+def demo(text_model):
+    app, url = _launch(text_model)
     yield url
     app.close()
 
@@ -63,7 +51,7 @@ def clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cli_score(bundle, clip, tmp_path_factory):
+def cli_score(text_bundle_dir, clip, tmp_path_factory):
     """`grcf predict` on the clip: the whole-clip score the page must show."""
     from grcf.cli import main
 
@@ -73,7 +61,7 @@ def cli_score(bundle, clip, tmp_path_factory):
     if text:
         (tmp / "t.txt").write_text(text + "\n")
         extra = ["--transcript", str(tmp / "t.txt")]
-    assert main(["predict", str(bundle), str(path), "-o", str(tmp / "pred.csv"), "-q", *extra]) == 0
+    assert main(["predict", str(text_bundle_dir), str(path), "-o", str(tmp / "pred.csv"), "-q", *extra]) == 0
     rows = pd.read_csv(tmp / "pred.csv", keep_default_na=False)
     return float(rows.loc[rows["segment"] == "all", "score"].iloc[0])
 
@@ -121,8 +109,8 @@ def test_a_bad_upload_is_a_message_and_the_app_keeps_serving(demo, clip, cli_sco
     assert _whole(records)["score"] == pytest.approx(cli_score, abs=1e-6)
 
 
-def test_a_clip_over_the_length_limit_is_refused(model, clip):
-    app, url = _launch(model, max_seconds=1.0)
+def test_a_clip_over_the_length_limit_is_refused(text_model, clip):
+    app, url = _launch(text_model, max_seconds=1.0)
     try:
         message, summary, *_ = _score(url, media=clip[0], transcript=clip[1])
     finally:
@@ -131,7 +119,7 @@ def test_a_clip_over_the_length_limit_is_refused(model, clip):
     assert summary == ""
 
 
-def test_three_requests_at_once_are_all_answered(demo, model, clip, cli_score):
+def test_three_requests_at_once_are_all_answered(demo, text_model, clip, cli_score):
     from gradio_client import Client, handle_file
 
     client = Client(demo, verbose=False)
@@ -141,13 +129,13 @@ def test_three_requests_at_once_are_all_answered(demo, model, clip, cli_score):
             client.submit(None, None, None, "it was awful", "", api_name="/score")]
     results = [j.result(timeout=300) for j in jobs]
     assert _whole(results[0][4])["score"] == pytest.approx(cli_score, abs=1e-6)
-    want = model.predict_text(["I loved it", "it was awful"])["score"].tolist()
+    want = text_model.predict_text(["I loved it", "it was awful"])["score"].tolist()
     assert [r[4][0]["score"] for r in results[1:]] == pytest.approx(want, abs=1e-6)
 
 
-def test_typed_text_is_scored_as_predict_text(demo, model):
+def test_typed_text_is_scored_as_predict_text(demo, text_model):
     message, summary, table, plot, records = _score(demo, text="what a great movie")
-    want = model.predict_text(["what a great movie"])["score"].iloc[0]
+    want = text_model.predict_text(["what a great movie"])["score"].iloc[0]
     assert message == "" and plot is None
     assert records[0]["score"] == pytest.approx(want, abs=1e-6)
     assert f"Score {want:+.3f}" in summary

@@ -18,7 +18,7 @@ import yaml
 from grcf.pipeline import preflight, sources
 from grcf.pipeline.progress import Progress
 from support.commands import dry_run, snakemake, tool_env
-from support.project import REPO, copy_project
+from support.project import REPO
 
 BIN = Path(sys.executable).parent
 MOSEI = REPO.parent / "shared" / "data" / "mosei"

@@ -4,7 +4,7 @@ The synthetic-clip tests (tests/support/clips.py: a moving pattern and speech-li
 one-epoch bundle trained on an MMSA raw folder of them, and a sarcasm bundle from the MUStARD
 builder) run on a fresh clone. For the real clips, one module-scoped fixture builds a tiny MMSA raw root from the 27 shared clips (symlinked
 media, their label.csv rows; one video is train, the other valid/test), runs the real feature,
-training and evaluation code on it (2 seeds, 2 epochs), and exports a bundle. The tests then
+training and evaluation code on it (2 seeds, 2 epochs; support.bundles), and exports a bundle. The tests then
 predict with it: the key check is that scoring the clips as loose videos reproduces
 `evaluate`'s predictions.csv.
 """
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+
+from support.bundles import mini_mosi_root, small_params, train_and_export
 
 REPO = Path(__file__).resolve().parents[1]
 MOSI = REPO.parent / "shared" / "data" / "mosi"
 # tests that use the real clips; the synthetic-clip tests below run on a fresh clone
 shared_data = pytest.mark.skipif(not (MOSI / "Raw").is_dir(), reason=f"{MOSI} (shared real data) not present")
-VALID_CLIPS = {str(i) for i in range(1, 8)}  # of 1DmNV9C1hbY; 8-14 are test, 03bSnISJMiM is train
 
 
 def _grcf(*args):
@@ -37,50 +37,13 @@ def _grcf(*args):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from grcf.data.datasets import build as build_features
-    from grcf.data.datasets import feature_options
-    from grcf.config import load_params, resolve_run
-    from grcf.training.evaluate import evaluate_run
-    from grcf.training.train import train_stage1, train_stage2
-
     tmp = tmp_path_factory.mktemp("predict")
     root = tmp / "mini"
-    labels = pd.read_csv(MOSI / "label.csv", dtype=str, keep_default_na=False)
-    clips = sorted(MOSI.glob("Raw/*/*.mp4"))
-    keep = {(p.parent.name, p.stem) for p in clips}
-    rows = labels[[(v, c) in keep for v, c in zip(labels.video_id, labels.clip_id)]].copy()
-    rows["mode"] = ["train" if v == "03bSnISJMiM" else "valid" if c in VALID_CLIPS else "test"
-                    for v, c in zip(rows.video_id, rows.clip_id)]
-    (root / "Raw").mkdir(parents=True)
-    rows.to_csv(root / "label.csv", index=False)
-    for p in clips:
-        (root / "Raw" / p.parent.name).mkdir(exist_ok=True)
-        (root / "Raw" / p.parent.name / p.name).symlink_to(p)
-
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["datasets"]["mini"] = {"source": "mmsa_raw", "path": str(root), "task": "regression", "metrics": "mosi"}
-    params["run"] = {"datasets": ["mini"], "variants": ["grcf"], "seeds": [0, 1]}
-    params["export"] = {"variants": ["grcf"]}
-    params["device"] = "cpu"
-    for stage in ("stage1", "stage2"):
-        params[stage].update(epochs=2, patience=2)
-    params["model"]["hidden"] = 16
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
-    params = load_params(tmp / "params.yaml")
-
-    store = tmp / "features" / "mini.parquet"
-    kind, src, options = feature_options(params, "mini")
-    build_features(kind, src, store, {**options, "progress": False})
-    cfg = resolve_run(params, "mini", "grcf")
-    for seed in (0, 1):
-        run = tmp / "runs" / "mini" / "grcf" / f"seed{seed}"
-        train_stage1(cfg, store, run / "stage1.pt", run / "stage1_log.csv", seed)
-        train_stage2(cfg, store, run / "stage1.pt", run / "stage2.pt", run / "stage2_log.csv", seed)
-        evaluate_run(cfg, store, run / "stage2.pt", run, seed)
-    bundle = tmp / "models" / "mini" / "grcf"
-    assert _grcf("export", tmp / "runs" / "mini" / "grcf", bundle, "--features", store,
-                 "--params", tmp / "params.yaml") == 0
-    return {"tmp": tmp, "root": root, "store": store, "bundle": bundle, "rows": rows}
+    rows = mini_mosi_root(root)
+    params = small_params(tmp, "mini", {"source": "mmsa_raw", "path": str(root), "task": "regression",
+                                        "metrics": "mosi"}, seeds=(0, 1), epochs=2, hidden=16)
+    bundle = train_and_export(tmp, params, "mini")
+    return {"tmp": tmp, "root": root, "store": tmp / "features" / "mini.parquet", "bundle": bundle, "rows": rows}
 
 
 def _sidecars(trained, ids):
@@ -225,7 +188,7 @@ def test_predicting_the_store_prints_the_metrics_of_evaluate(trained, tmp_path, 
     np.testing.assert_allclose(evaluated["score"], evaluated["prediction"], atol=1e-6)
     printed = capsys.readouterr().out
     mae = json.loads((run / "metrics.json").read_text())["test"]["MAE"]
-    assert f"[test]: " in printed and f"MAE={mae:.4f}" in printed
+    assert "[test]: " in printed and f"MAE={mae:.4f}" in printed
 
 
 # ------------------------------------------------------------------ long videos, plots

@@ -1,6 +1,7 @@
-"""A text model bundle for the API and demo tests: the shipped one, or a tiny one trained here.
+"""Model bundles for the tests: trained and exported in this process by the pipeline's own steps.
 
-The tiny bundle is the real pipeline in small: a text-only MMSA raw root from 360 rows of the
+`small_params` and `train_and_export` are the one way the tests (and bench_predict) make a bundle.
+`text_bundle` is the API and demo tests' model: the shipped one, or a tiny one trained here. The tiny bundle is the real pipeline in small: a text-only MMSA raw root from 360 rows of the
 shared MOSI label.csv, features with the offline MiniLM, 8 epochs per stage, `grcf export`.
 About half a minute on 2 cores; the tests use it when the shipped model is absent (or when
 GRCF_TEST_TINY_BUNDLE=1, to test the code without the shipped weights).
@@ -27,47 +28,84 @@ def shipped_bundle() -> Path | None:
     return path if is_bundle(path) and not os.environ.get("GRCF_TEST_TINY_BUNDLE") else None
 
 
-def tiny_text_bundle(tmp: Path) -> Path:
-    """Train and export a small text-only GRCF bundle under `tmp`; skip without the shared MOSI labels."""
+def small_params(tmp: Path, name: str, dataset: dict, *, seeds=(0,), epochs: int = 1, hidden: int | None = 8) -> dict:
+    """params.yaml with `dataset` alone as `name` and the grcf variant, `epochs` per stage (no early stop
+    before), written to tmp/params.yaml and loaded as the pipeline loads it. `hidden=None` keeps the default."""
+    from grcf.config import load_params
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["datasets"] = {name: dataset}
+    params["run"] = {"datasets": [name], "variants": ["grcf"], "seeds": list(seeds)}
+    params["export"] = {"variants": ["grcf"]}
+    params.pop("cv", None)
+    params["sweep"]["dataset"] = name
+    params["device"] = "cpu"
+    params["threads"] = 1
+    for stage in ("stage1", "stage2"):
+        params[stage].update(epochs=epochs, patience=epochs)
+    if hidden is not None:
+        params["model"]["hidden"] = hidden
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    return load_params(tmp / "params.yaml")
+
+
+def train_and_export(tmp: Path, params: dict, name: str, *, progress: bool = False) -> Path:
+    """The pipeline's steps in this process: features, both stages and evaluation for each seed of
+    `params`, then `grcf export` of the best-validation seed. Returns the bundle's folder."""
     from grcf.cli import main
-    from grcf.config import load_params, resolve_run
+    from grcf.config import resolve_run
     from grcf.data.datasets import build, feature_options
     from grcf.training.evaluate import evaluate_run
     from grcf.training.train import train_stage1, train_stage2
 
+    store = tmp / "features" / f"{name}.parquet"
+    kind, src, options = feature_options(params, name)
+    build(kind, src, store, {**options, "progress": progress})
+    cfg = resolve_run(params, name, "grcf")
+    for seed in params["run"]["seeds"]:
+        run = tmp / "runs" / name / "grcf" / f"seed{seed}"
+        train_stage1(cfg, store, run / "stage1.pt", run / "stage1_log.csv", seed)
+        train_stage2(cfg, store, run / "stage1.pt", run / "stage2.pt", run / "stage2_log.csv", seed)
+        evaluate_run(cfg, store, run / "stage2.pt", run, seed)
+    bundle = tmp / "models" / name / "grcf"
+    assert main(["export", str(tmp / "runs" / name / "grcf"), str(bundle), "--features", str(store),
+                 "--params", str(tmp / "params.yaml")]) == 0
+    return bundle
+
+
+def mini_mosi_root(out: Path) -> pd.DataFrame:
+    """An MMSA raw root at `out` of the 27 shared MOSI clips (symlinked) and their label.csv rows:
+    video 03bSnISJMiM is train, clips 1-7 of the other valid, the rest test. Returns the rows."""
+    if not (MOSI / "Raw").is_dir():
+        pytest.skip(f"{MOSI}/Raw (shared real data) not present")
+    labels = pd.read_csv(MOSI / "label.csv", dtype=str, keep_default_na=False)
+    clips = sorted(MOSI.glob("Raw/*/*.mp4"))
+    keep = {(p.parent.name, p.stem) for p in clips}
+    rows = labels[[(v, c) in keep for v, c in zip(labels.video_id, labels.clip_id)]].copy()
+    rows["mode"] = ["train" if v == "03bSnISJMiM" else "valid" if int(c) <= 7 else "test"
+                    for v, c in zip(rows.video_id, rows.clip_id)]
+    (out / "Raw").mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "label.csv", index=False)
+    for p in clips:
+        (out / "Raw" / p.parent.name).mkdir(exist_ok=True)
+        link = out / "Raw" / p.parent.name / p.name
+        if not link.is_symlink():
+            link.symlink_to(p)
+    return rows
+
+
+def tiny_text_bundle(tmp: Path) -> Path:
+    """Train and export a small text-only GRCF bundle under `tmp`; skip without the shared MOSI labels."""
     if not (MOSI / "label.csv").is_file():
         pytest.skip(f"{MOSI}/label.csv (shared real data) not present")
     labels = pd.read_csv(MOSI / "label.csv", dtype=str, keep_default_na=False)
     root = tmp / "mosi_small"
     root.mkdir(parents=True)
     pd.concat([labels[labels["mode"] == s].head(n) for s, n in SIZES.items()]).to_csv(root / "label.csv", index=False)
-
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["datasets"] = {"tiny": {"source": "mmsa_raw", "path": str(root), "task": "regression", "metrics": "mosi",
-                                   "modalities": ["text"]}}
-    params["run"] = {"datasets": ["tiny"], "variants": ["grcf"], "seeds": [0]}
-    params["export"] = {"variants": ["grcf"]}
-    params.pop("cv", None)
-    params["sweep"]["dataset"] = "tiny"
-    params["device"] = "cpu"
-    for stage in ("stage1", "stage2"):
-        params[stage].update(epochs=8, patience=8)
-    params["model"]["hidden"] = 16
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
-    params = load_params(tmp / "params.yaml")
-
-    store = tmp / "features" / "tiny.parquet"
-    kind, src, options = feature_options(params, "tiny")
-    build(kind, src, store, {**options, "progress": False})
-    cfg = resolve_run(params, "tiny", "grcf")
-    run = tmp / "runs" / "tiny" / "grcf" / "seed0"
-    train_stage1(cfg, store, run / "stage1.pt", run / "stage1_log.csv", 0)
-    train_stage2(cfg, store, run / "stage1.pt", run / "stage2.pt", run / "stage2_log.csv", 0)
-    evaluate_run(cfg, store, run / "stage2.pt", run, 0)
-    bundle = tmp / "models" / "tiny" / "grcf"
-    assert main(["export", str(run.parent), str(bundle), "--features", str(store),
-                 "--params", str(tmp / "params.yaml")]) == 0
-    return bundle
+    params = small_params(tmp, "tiny", {"source": "mmsa_raw", "path": str(root), "task": "regression",
+                                        "metrics": "mosi", "modalities": ["text"]}, epochs=8, hidden=16)
+    return train_and_export(tmp, params, "tiny")
 
 
 def text_bundle(tmp_path_factory) -> Path:

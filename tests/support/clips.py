@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from support.bundles import small_params, train_and_export
 
 REPO = Path(__file__).resolve().parents[2]
 MOSI = REPO.parent / "shared" / "data" / "mosi"
@@ -101,52 +102,13 @@ def link_folder(root, rows, **set_columns) -> Path:
     return root
 
 
-def _params(tmp: Path, name: str, dataset: dict) -> dict:
-    from grcf.config import load_params
-
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["datasets"] = {name: dataset}
-    params["run"] = {"datasets": [name], "variants": ["grcf"], "seeds": [0]}
-    params["export"] = {"variants": ["grcf"]}
-    params.pop("cv", None)
-    params["sweep"]["dataset"] = name
-    params["device"] = "cpu"
-    params["threads"] = 1
-    for stage in ("stage1", "stage2"):
-        params[stage].update(epochs=1, patience=1)
-    params["model"]["hidden"] = 8
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
-    return load_params(tmp / "params.yaml")
-
-
-def _train_and_export(tmp: Path, params: dict, name: str) -> Path:
-    from grcf.cli import main
-    from grcf.config import resolve_run
-    from grcf.data.datasets import build, feature_options
-    from grcf.training.evaluate import evaluate_run
-    from grcf.training.train import train_stage1, train_stage2
-
-    store = tmp / "features" / f"{name}.parquet"
-    kind, src, options = feature_options(params, name)
-    build(kind, src, store, {**options, "progress": False})
-    cfg = resolve_run(params, name, "grcf")
-    run = tmp / "runs" / name / "grcf" / "seed0"
-    train_stage1(cfg, store, run / "stage1.pt", run / "stage1_log.csv", 0)
-    train_stage2(cfg, store, run / "stage1.pt", run / "stage2.pt", run / "stage2_log.csv", 0)
-    evaluate_run(cfg, store, run / "stage2.pt", run, 0)
-    bundle = tmp / "models" / name / "grcf"
-    assert main(["export", str(run.parent), str(bundle), "--features", str(store),
-                 "--params", str(tmp / "params.yaml")]) == 0
-    return bundle
-
-
 def raw_bundle(tmp, modalities=("text", "audio", "vision")) -> Path:
     """A one-epoch bundle trained on a synthetic MMSA raw folder."""
     tmp = Path(tmp)
     root = raw_folder(tmp / "synthetic_raw", synthetic_rows())
-    params = _params(tmp, "synth", {"source": "mmsa_raw", "path": str(root), "task": "regression", "metrics": "mosi",
+    params = small_params(tmp, "synth", {"source": "mmsa_raw", "path": str(root), "task": "regression", "metrics": "mosi",
                                     "modalities": list(modalities)})
-    return _train_and_export(tmp, params, "synth")
+    return train_and_export(tmp, params, "synth")
 
 
 def sarcasm_json(path, n=24) -> Path:
@@ -168,7 +130,7 @@ def mustard_bundle(tmp) -> Path:
     """A one-epoch sarcasm bundle from a store the MUStARD builder made of `sarcasm_json`."""
     tmp = Path(tmp)
     src = sarcasm_json(tmp / "mustard" / "sarcasm_data.json")
-    params = _params(tmp, "sarc", {"source": "mustard", "path": str(src), "task": "classification", "metrics": "binary",
+    params = small_params(tmp, "sarc", {"source": "mustard", "path": str(src), "task": "classification", "metrics": "binary",
                                    "split": "speaker_independent", "valid_fraction": 0.25, "use_context": True,
                                    "text_order": "utterance_first"})
-    return _train_and_export(tmp, params, "sarc")
+    return train_and_export(tmp, params, "sarc")

@@ -19,7 +19,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from grcf.results import tables  # noqa: E402
 from grcf.atomic import write_text  # noqa: E402
 from grcf.results.backbone_summary import collapse_note  # noqa: E402
-from grcf.results.summarize import collect, reference_rows, run_dir, test_labels  # noqa: E402
+from grcf.results.seeds import collect, run_dir, test_labels  # noqa: E402
+from grcf.results.summarize import reference_rows  # noqa: E402
 from grcf.training.metrics import BIAS_GAP, COLLAPSE_ONE_SIDE, COLLAPSE_STD_RATIO  # noqa: E402
 
 

@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 
 from grcf.atomic import write_json, write_text
-from grcf.errors import GrcfError
 from grcf.results import backbone_summary, tables
 from grcf.results import seeds as seed_runs
 from grcf.results.backbone_summary import write as write_backbones
 from grcf.results.reference import binary_reference
-from grcf.results.seeds import BASELINES, collect, comparisons, mean_std, paired, run_dir, test_labels  # noqa: F401
+from grcf.results.seeds import collect, mean_std, test_labels
 from grcf.training.metrics import BIAS_GAP, COLLAPSE_ONE_SIDE, COLLAPSE_STD_RATIO, collapse_reason
 
 BIAS_COLUMNS = ("bias", "pred_positive_rate", "label_positive_rate", "positive_rate_gap")
