@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from support.bundles import mini_mosi_root, small_params, train_and_export
+from support.bundles import mini_mosi_root, small_params, train_and_export, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 MOSI = REPO.parent / "shared" / "data" / "mosi"
@@ -269,38 +269,12 @@ def test_bad_media_is_one_clear_line(trained, tmp_path, case):
     assert str(bad) in line
 
 
-def _silent_video(path, *, audio: bool, seconds=2.0):
-    """A small mp4 (grey frames; optionally a silent audio track) written with PyAV."""
-    import av
-
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("mpeg4", rate=10)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=16000) if audio else None
-        if a is not None:
-            a.layout = "mono"
-        for i in range(int(seconds * 10)):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24")
-            for pkt in v.encode(frame):
-                c.mux(pkt)
-        if a is not None:
-            for k in range(int(seconds * 16000) // 1024):
-                f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-                f.sample_rate, f.pts = 16000, k * 1024
-                for pkt in a.encode(f):
-                    c.mux(pkt)
-            for pkt in a.encode(None):
-                c.mux(pkt)
-        for pkt in v.encode(None):
-            c.mux(pkt)
-
-
 @pytest.mark.shared_data
 @shared_data
 @pytest.mark.slow
 def test_video_without_audio_and_transcript_fails(trained, tmp_path):
     bad = tmp_path / "mute.mp4"
-    _silent_video(bad, audio=False)
+    write_clip(bad, seconds=2.0, audio=None)
     line = _fails(trained, tmp_path, bad, expect="no audio track and no transcript")
     assert str(bad) in line
 
@@ -311,7 +285,7 @@ def test_video_without_audio_and_transcript_fails(trained, tmp_path):
 def test_recognizer_returning_nothing_fails(trained, tmp_path):
     pytest.importorskip("faster_whisper")
     bad = tmp_path / "silence.mp4"
-    _silent_video(bad, audio=True)
+    write_clip(bad, seconds=2.0, audio="silence")
     line = _fails(trained, tmp_path, bad, expect="found no speech")
     assert str(bad) in line
 

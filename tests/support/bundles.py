@@ -124,8 +124,9 @@ def sample_clip(tmp: Path) -> tuple[Path, str | None]:
     return path, "what a great movie, I loved every minute of it"
 
 
-def write_clip(path: Path, *, seconds: float = 3.0, seed: int = 0) -> Path:
-    """A small mp4 written with PyAV: moving grey frames and a quiet noise-plus-tone audio track."""
+def write_clip(path: Path, *, seconds: float = 3.0, seed: int = 0, audio: str | None = "tone") -> Path:
+    """A small mp4 written with PyAV: moving grey frames and an audio track: a quiet tone with noise
+    (`audio="tone"`), digital silence (`"silence"`) or none (`None`)."""
     import av
     import numpy as np
 
@@ -134,21 +135,25 @@ def write_clip(path: Path, *, seconds: float = 3.0, seed: int = 0) -> Path:
     with av.open(str(path), "w") as c:
         v = c.add_stream("mpeg4", rate=fps)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=sr)
-        a.layout = "mono"
+        a = c.add_stream("aac", rate=sr) if audio else None
+        if a is not None:
+            a.layout = "mono"  # before the first packet opens the codec
         for i in range(int(seconds * fps)):
             img = np.full((48, 64, 3), 100 + (i * 7) % 100, np.uint8)
             for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(pkt)
-        t = np.arange(int(seconds * sr)) / sr
-        wave = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
-        for k in range(wave.size // 1024):
-            f = av.AudioFrame.from_ndarray(wave[None, k * 1024:(k + 1) * 1024], format="fltp", layout="mono")
-            f.sample_rate, f.pts = sr, k * 1024
-            for pkt in a.encode(f):
+        if a is not None:
+            t = np.arange(int(seconds * sr)) / sr
+            wave = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+            if audio == "silence":
+                wave[:] = 0.0
+            for k in range(wave.size // 1024):
+                f = av.AudioFrame.from_ndarray(wave[None, k * 1024:(k + 1) * 1024], format="fltp", layout="mono")
+                f.sample_rate, f.pts = sr, k * 1024
+                for pkt in a.encode(f):
+                    c.mux(pkt)
+            for pkt in a.encode(None):
                 c.mux(pkt)
-        for pkt in a.encode(None):
-            c.mux(pkt)
         for pkt in v.encode(None):
             c.mux(pkt)
     return path
