@@ -154,12 +154,11 @@ def diff_figure(comp: pd.DataFrame, out) -> None:
         for ax, metric, better in zip(row, ("Corr", "MAE"), ("higher", "lower")):
             for fam, suffix in fams:
                 d = comp[(comp.objective == "grcf" + suffix) & (comp.baseline == base + suffix) & (comp.metric == metric)]
-                y = [backbones.index(b) + offsets[fam] for b in d.backbone]
+                x, y = d.mean_diff.to_numpy(), np.array([backbones.index(b) + offsets[fam] for b in d.backbone])
                 collapsed = (d.get("baseline_collapsed", pd.Series(0, d.index)).fillna(0) > 0).to_numpy()
                 color, marker = ("tab:blue", "o") if fam == "default" else ("tab:orange", "s")
                 ax.errorbar(d.mean_diff, y, xerr=[d.mean_diff - d.ci_low, d.ci_high - d.mean_diff], fmt="none",
                             capsize=3, color=color)
-                x, y = d.mean_diff.to_numpy(), np.asarray(y)
                 if (~collapsed).any():  # no legend entry for markers that are not drawn
                     ax.scatter(x[~collapsed], y[~collapsed], marker=marker, color=color, zorder=3, label=f"{fam} vs {fam}")
                 if collapsed.any():
